@@ -1,0 +1,5 @@
+import sys
+
+from cri.daemon import main
+
+sys.exit(main())

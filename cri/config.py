@@ -1,0 +1,115 @@
+"""Daemon configuration: built-in defaults, overridden by a TOML file, overridden by flags.
+
+Every flag has a TOML key of the same name (dashes become underscores), so an operator can keep the
+whole configuration in one file. Unknown keys are an error: a typo should not silently do nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+BUILTIN_PAUSE_IMAGE = "localhost/cri/pause:builtin"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeHandler:
+    """A named OCI runtime. An empty binary means the in-tree executor (`cri.oci`)."""
+
+    name: str
+    binary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    listen: str = "unix:///run/cri/cri.sock"
+    root: Path = Path("/var/lib/cri")
+    state: Path = Path("/run/cri")
+    log_level: str = "info"
+    # The pause image every pod sandbox runs. The built-in one is made from the pause binary
+    # compiled at install time, so pods start on an air-gapped node with no pull.
+    sandbox_image: str = BUILTIN_PAUSE_IMAGE
+    pause_binary: Path | None = None
+    # cgroupfs parent for pods whose config names none (crictl's pods; kubelet always sets one).
+    cgroup_parent: str = "/cri"
+    # Registry host -> endpoints tried in order before the host itself (e.g. a local mirror).
+    registry_mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    runtimes: Mapping[str, RuntimeHandler] = field(default_factory=dict)
+    default_runtime: str = ""
+    stream_address: str = "127.0.0.1"
+    stream_port: int = 0
+
+    @property
+    def socket_path(self) -> Path:
+        if not self.listen.startswith("unix://"):
+            raise ValueError(f"--listen must be unix:///path, got {self.listen!r}")
+        return Path(self.listen[len("unix://") :])
+
+    def handler(self, name: str) -> RuntimeHandler:
+        """The runtime handler for a RuntimeClass name; "" means the default one."""
+        if name == "":
+            name = self.default_runtime
+        if name == "":
+            return RuntimeHandler(name="")
+        try:
+            return self.runtimes[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+
+_PATH_KEYS = {"root", "state", "pause_binary"}
+_SCALAR_KEYS = {f.name for f in fields(Config)} - {"registry_mirrors", "runtimes"}
+
+
+def _from_mapping(base: Config, data: Mapping[str, Any], source: str) -> Config:
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        key = key.replace("-", "_")
+        if key in _PATH_KEYS:
+            changes[key] = Path(value)
+        elif key in _SCALAR_KEYS:
+            changes[key] = value
+        elif key == "registry":
+            mirrors = value.get("mirrors", {})
+            changes["registry_mirrors"] = {
+                host: tuple(entry.get("endpoints", ())) for host, entry in mirrors.items()
+            }
+        elif key == "runtimes":
+            changes["runtimes"] = {
+                name: RuntimeHandler(name=name, binary=entry.get("binary", ""))
+                for name, entry in value.items()
+            }
+        else:
+            raise ValueError(f"{source}: unknown configuration key {key!r}")
+    return replace(base, **changes)
+
+
+def load(path: Path | None, overrides: Mapping[str, Any] = {}) -> Config:
+    config = Config()
+    if path is not None:
+        with path.open("rb") as f:
+            config = _from_mapping(config, tomllib.load(f), str(path))
+    return _from_mapping(config, overrides, "command line")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Config:
+    parser = argparse.ArgumentParser(prog="cri", description="Kubernetes CRI runtime daemon")
+    parser.add_argument("--config", type=Path, help="TOML file; flags override it")
+    parser.add_argument("--listen", help="gRPC endpoint, unix:///path (default /run/cri/cri.sock)")
+    parser.add_argument("--root", help="persistent state (default /var/lib/cri)")
+    parser.add_argument("--state", help="runtime state (default /run/cri)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--sandbox-image", help="pause image for pod sandboxes")
+    parser.add_argument("--pause-binary", help="static pause binary for the built-in image")
+    parser.add_argument("--cgroup-parent", help="cgroup parent for pods that name none")
+    args = parser.parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key != "config" and value is not None
+    }
+    return load(args.config, overrides)

@@ -1,0 +1,99 @@
+"""CreateContainer: reserve the name, mount the rootfs, write the OCI bundle. Nothing runs yet:
+the task is created at StartContainer, so a container that is never started holds no process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cri.api.runtime.v1 import api_pb2 as v1
+from cri.container.model import Container, ContainerStatus, container_name
+from cri.errors import FailedPrecondition, InvalidArgument, NotFound
+from cri.sandbox import READY
+from cri.spec import ContainerSpecInput, container_spec
+from cri.storage import mount_rootfs, unmount_rootfs
+
+if TYPE_CHECKING:
+    from cri.container.service import ContainerService
+
+log = logging.getLogger(__name__)
+
+
+def log_path_of(sandbox_config: v1.PodSandboxConfig, config: v1.ContainerConfig) -> str:
+    """kubelet gives a directory per pod and a path relative to it per container."""
+    if not config.log_path:
+        return ""
+    if sandbox_config.log_directory:
+        return str(Path(sandbox_config.log_directory) / config.log_path)
+    if config.log_path.startswith("/"):
+        return config.log_path
+    raise InvalidArgument("log_path is relative but the sandbox has no log_directory")
+
+
+def create_container(svc: ContainerService, sandbox_id: str, config: v1.ContainerConfig,
+                     sandbox_config: v1.PodSandboxConfig) -> str:
+    if not config.metadata.name:
+        raise InvalidArgument("container config metadata.name must not be empty")
+    if "/" in config.metadata.name:
+        raise InvalidArgument(f"container name {config.metadata.name!r} is malformed")
+    if not config.image.image:
+        raise InvalidArgument("container config image.image must not be empty")
+    sandbox = svc.sandboxes.get(sandbox_id)
+    if sandbox.status.state != READY:
+        raise FailedPrecondition(f"sandbox {sandbox.id} is not ready")
+    image = svc.images.get(config.image.image)
+    if image is None:
+        raise NotFound(f"image {config.image.image!r} not found: pull it first")
+    # kubelet sends the sandbox config again; the recorded one is the truth.
+    pod_config = sandbox.config
+    container_id = secrets.token_hex(32)
+    container = Container(
+        id=container_id,
+        name=container_name(config.metadata, pod_config.metadata),
+        sandbox_id=sandbox.id,
+        config=config,
+        image_ref=config.image.image,
+        image_id=image.id,
+        created_at=time.time_ns(),
+        log_path=log_path_of(pod_config, config),
+        runtime_handler=sandbox.runtime_handler,
+        status=ContainerStatus(),
+    )
+    state_dir = svc.paths.container_state(container_id)
+    layout = svc.rootfs_layout(container_id)
+    with ExitStack() as undo:
+        svc.store.reserve(container)
+        undo.callback(svc.store.delete, container_id)
+        state_dir.mkdir(parents=True)
+        undo.callback(_rmtree, state_dir)
+        rootfs = mount_rootfs(layout, svc.images.layer_dirs(image))
+        undo.callback(unmount_rootfs, layout)
+        target_pid = None
+        if config.linux.security_context.namespace_options.pid == v1.TARGET:
+            target = svc.get(config.linux.security_context.namespace_options.target_id)
+            target_pid = target.status.pid
+        spec = container_spec(ContainerSpecInput(
+            container_id=container_id,
+            config=config,
+            sandbox_config=pod_config,
+            image=image.config,
+            rootfs=rootfs,
+            pod=svc.sandboxes.pod_environment(sandbox),
+            cgroups_path=f"{sandbox.cgroups_path.rsplit('/', 1)[0]}/{container_id}",
+            target_pid=target_pid,
+        ))
+        (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
+        undo.pop_all()
+    log.info("container %s (%s) created in sandbox %s", container_id, container.name, sandbox.id)
+    return container_id
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,102 @@
+"""The container domain: what CreateContainer and friends do, one module per operation."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cri.api.runtime.v1 import api_pb2 as v1
+from cri.config import Config
+from cri.container.model import Container
+from cri.container.store import ContainerStore
+from cri.image import ImageService
+from cri.paths import Paths
+from cri.sandbox import SandboxService
+from cri.storage import RootfsLayout
+from cri.task import ExecResult, TaskRunner
+
+
+@dataclass
+class ContainerService:
+    config: Config
+    paths: Paths
+    store: ContainerStore
+    images: ImageService
+    sandboxes: SandboxService
+    _locks: defaultdict[str, threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock))
+
+    def lock(self, container_id: str) -> threading.Lock:
+        return self._locks[container_id]
+
+    def runner(self, container: Container) -> TaskRunner:
+        try:
+            handler = self.config.handler(container.runtime_handler)
+        except KeyError:
+            handler = self.config.handler("")
+        return TaskRunner(self.paths.oci_root, handler)
+
+    def rootfs_layout(self, container_id: str) -> RootfsLayout:
+        return RootfsLayout(data_dir=self.paths.container_data(container_id) / "rootfs",
+                            mount_point=self.paths.container_state(container_id) / "rootfs")
+
+    def task_dir(self, container_id: str) -> Path:
+        return self.paths.container_state(container_id) / "task"
+
+    def create(self, sandbox_id: str, config: v1.ContainerConfig,
+               sandbox_config: v1.PodSandboxConfig) -> str:
+        from cri.container.create import create_container
+
+        return create_container(self, sandbox_id, config, sandbox_config)
+
+    def start(self, container_id: str) -> None:
+        from cri.container.start import start_container
+
+        start_container(self, container_id)
+
+    def stop(self, container_id: str, timeout: float) -> None:
+        from cri.container.stop import stop_container
+
+        stop_container(self, container_id, timeout)
+
+    def remove(self, container_id: str) -> None:
+        from cri.container.remove import remove_container
+
+        remove_container(self, container_id)
+
+    def get(self, container_id: str) -> Container:
+        from cri.container.status import refreshed
+
+        return refreshed(self, self.store.get(container_id))
+
+    def list(self, sandbox_id: str | None = None) -> list[Container]:
+        from cri.container.status import refreshed
+
+        return [refreshed(self, c) for c in self.store.list(sandbox_id)]
+
+    def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult:
+        from cri.container.exec_sync import exec_sync
+
+        return exec_sync(self, container_id, cmd, timeout)
+
+    def process_user(self, container: Container) -> tuple[int, int, list[int]] | None:
+        """The uid, gid and groups the container runs as, from its OCI spec."""
+        try:
+            spec = json.loads((self.paths.container_state(container.id) / "config.json")
+                              .read_text())
+        except (OSError, ValueError):
+            return None
+        user = spec["process"]["user"]
+        return user["uid"], user["gid"], list(user.get("additionalGids", []))
+
+    # What the sandbox domain asks of us (cri.sandbox.PodContainers).
+    def stop_all(self, sandbox_id: str) -> None:
+        for container in self.store.list(sandbox_id):
+            self.stop(container.id, 0)
+
+    def remove_all(self, sandbox_id: str) -> None:
+        for container in self.store.list(sandbox_id):
+            self.remove(container.id)

@@ -1,0 +1,103 @@
+"""The daemon's entry point: configuration, logging, domains, recovery, the gRPC server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from cri import config as config_module
+from cri.config import BUILTIN_PAUSE_IMAGE, Config
+from cri.container import ContainerService, ContainerStore
+from cri.image import ImageService
+from cri.image_service import ImageServicer
+from cri.paths import Paths
+from cri.runtime_service import RuntimeServicer
+from cri.sandbox import SandboxService, SandboxStore
+from cri.sandbox.builtin_image import register_builtin_pause
+from cri.sandbox.pause import find_pause_binary
+from cri.server import GrpcServer
+from cri.store import Database
+
+log = logging.getLogger("cri")
+
+
+class Daemon:
+    """Owns every domain object; built once at start-up."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.paths = Paths(root=config.root, state=config.state)
+        for directory in (config.root, config.state, self.paths.oci_root):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.db = Database(self.paths.database)
+        self.images = ImageService(config.root, self.db, config.registry_mirrors,
+                                   layers_in_use=self._layers_in_use)
+        self.sandboxes = SandboxService(config, self.paths, SandboxStore(self.db), self.images)
+        self.containers = ContainerService(config, self.paths, ContainerStore(self.db),
+                                           self.images, self.sandboxes)
+        self.sandboxes.containers = self.containers
+        self._ready = threading.Event()
+        self.server = GrpcServer(
+            config.socket_path,
+            RuntimeServicer(config, self.sandboxes, self.containers, self.images),
+            ImageServicer(self.images, config.root / "images"),
+            self._ready.is_set,
+        )
+
+    def _layers_in_use(self) -> set[str]:
+        """Layers under a sandbox or container rootfs: removing an image must not pull them."""
+        image_ids = {s.image_id for s in self.sandboxes.store.list()}
+        image_ids |= {c.image_id for c in self.containers.store.list()}
+        in_use: set[str] = set()
+        for image_id in image_ids:
+            image = self.images.get(image_id)
+            if image is not None:
+                in_use.update(image.chain_ids)
+        return in_use
+
+    def prepare(self) -> None:
+        if self.config.sandbox_image == BUILTIN_PAUSE_IMAGE:
+            binary = find_pause_binary(self.config.pause_binary)
+            if binary is None:
+                log.warning("no pause binary found: the built-in pause image is unavailable, "
+                            "pods will fail until sandbox_image or pause_binary is set")
+            else:
+                register_builtin_pause(self.images, BUILTIN_PAUSE_IMAGE, binary)
+        # Recovery: bring recorded state in line with what survived while we were away.
+        for sandbox in self.sandboxes.list():
+            log.debug("recovered sandbox %s (%s)", sandbox.id, sandbox.status.state)
+        for container in self.containers.list():
+            log.debug("recovered container %s (state %d)", container.id,
+                      container.status.state)
+        self._ready.set()
+
+    def serve(self) -> None:
+        self.server.start()
+        self.prepare()
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: stopping", signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        stop.wait()
+        self.server.stop()
+        self.db.close()
+        log.info("stopped; containers keep running under their shims")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = config_module.parse_args(argv)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    Daemon(config).serve()
+    return 0

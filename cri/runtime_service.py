@@ -1,0 +1,222 @@
+"""RuntimeService over gRPC: proto in, domain call, proto out. No decisions are made here.
+
+The methods are named after the RPCs; `cri.server.dispatch` routes both `runtime.v1` and
+`runtime.v1alpha2` to them and maps domain errors to statuses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+
+from cri import __version__
+from cri.api.runtime.v1 import api_pb2 as v1
+from cri.config import Config
+from cri.container import Container, ContainerService
+from cri.image import ImageService
+from cri.sandbox import READY, Sandbox, SandboxService
+
+RUNTIME_NAME = "cri-py"
+# The CRI "version" field is the kubelet-facing API version, fixed at 0.1.0 by every runtime.
+KUBELET_API_VERSION = "0.1.0"
+
+
+def _labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+class RuntimeServicer:
+    def __init__(self, config: Config, sandboxes: SandboxService, containers: ContainerService,
+                 images: ImageService) -> None:
+        self._config = config
+        self._sandboxes = sandboxes
+        self._containers = containers
+        self._images = images
+
+    # --- runtime ---------------------------------------------------------------------------
+
+    def Version(self, request: v1.VersionRequest) -> v1.VersionResponse:
+        return v1.VersionResponse(version=KUBELET_API_VERSION, runtime_name=RUNTIME_NAME,
+                                  runtime_version=__version__, runtime_api_version="v1")
+
+    def VersionAlpha(self, request: v1.VersionRequest) -> v1.VersionResponse:
+        response = self.Version(request)
+        response.runtime_api_version = "v1alpha2"
+        return response
+
+    def Status(self, request: v1.StatusRequest) -> v1.StatusResponse:
+        response = v1.StatusResponse(status=v1.RuntimeStatus(conditions=[
+            v1.RuntimeCondition(type="RuntimeReady", status=True),
+            # Pods get their own network namespace with loopback; CNI plugs in on top of it.
+            v1.RuntimeCondition(type="NetworkReady", status=True),
+        ]))
+        handlers = [""] + sorted(self._config.runtimes)
+        for name in handlers:
+            response.runtime_handlers.add(name=name, features=v1.RuntimeHandlerFeatures(
+                recursive_read_only_mounts=False, user_namespaces=False))
+        response.features.supplemental_groups_policy = False
+        if request.verbose:
+            response.info["config"] = json.dumps({
+                "root": str(self._config.root), "state": str(self._config.state),
+                "sandboxImage": self._config.sandbox_image,
+                "cgroupDriver": "cgroupfs",
+                "runtimes": {n: h.binary or "in-tree" for n, h in self._config.runtimes.items()},
+            })
+        return response
+
+    def RuntimeConfig(self, request: v1.RuntimeConfigRequest) -> v1.RuntimeConfigResponse:
+        return v1.RuntimeConfigResponse(linux=v1.LinuxRuntimeConfiguration(
+            cgroup_driver=v1.CGROUPFS))
+
+    def UpdateRuntimeConfig(
+        self, request: v1.UpdateRuntimeConfigRequest
+    ) -> v1.UpdateRuntimeConfigResponse:
+        # The pod CIDR matters to CNI plugins that take it from the runtime; none of ours do yet.
+        return v1.UpdateRuntimeConfigResponse()
+
+    # --- sandboxes -------------------------------------------------------------------------
+
+    def RunPodSandbox(self, request: v1.RunPodSandboxRequest) -> v1.RunPodSandboxResponse:
+        sandbox_id = self._sandboxes.run(request.config, request.runtime_handler)
+        return v1.RunPodSandboxResponse(pod_sandbox_id=sandbox_id)
+
+    def StopPodSandbox(self, request: v1.StopPodSandboxRequest) -> v1.StopPodSandboxResponse:
+        self._sandboxes.stop(request.pod_sandbox_id)
+        return v1.StopPodSandboxResponse()
+
+    def RemovePodSandbox(
+        self, request: v1.RemovePodSandboxRequest
+    ) -> v1.RemovePodSandboxResponse:
+        self._sandboxes.remove(request.pod_sandbox_id)
+        return v1.RemovePodSandboxResponse()
+
+    def PodSandboxStatus(
+        self, request: v1.PodSandboxStatusRequest
+    ) -> v1.PodSandboxStatusResponse:
+        sandbox = self._sandboxes.get(request.pod_sandbox_id)
+        response = v1.PodSandboxStatusResponse(status=_sandbox_status(sandbox),
+                                               timestamp=time.time_ns())
+        if request.verbose:
+            response.info["info"] = json.dumps({
+                "pid": sandbox.status.pid, "netnsPath": sandbox.netns_path,
+                "cgroupsPath": sandbox.cgroups_path, "image": sandbox.image_id,
+                "runtimeHandler": sandbox.runtime_handler,
+            })
+        return response
+
+    def ListPodSandbox(self, request: v1.ListPodSandboxRequest) -> v1.ListPodSandboxResponse:
+        f = request.filter
+        response = v1.ListPodSandboxResponse()
+        for sandbox in self._sandboxes.list():
+            if f.id and not sandbox.id.startswith(f.id):
+                continue
+            if f.HasField("state") and _sandbox_state(sandbox) != f.state.state:
+                continue
+            if not _labels_match(f.label_selector, sandbox.config.labels):
+                continue
+            response.items.append(v1.PodSandbox(
+                id=sandbox.id, metadata=sandbox.config.metadata, state=_sandbox_state(sandbox),
+                created_at=sandbox.created_at, labels=sandbox.config.labels,
+                annotations=sandbox.config.annotations,
+                runtime_handler=sandbox.runtime_handler))
+        return response
+
+    # --- containers ------------------------------------------------------------------------
+
+    def CreateContainer(self, request: v1.CreateContainerRequest) -> v1.CreateContainerResponse:
+        container_id = self._containers.create(request.pod_sandbox_id, request.config,
+                                               request.sandbox_config)
+        return v1.CreateContainerResponse(container_id=container_id)
+
+    def StartContainer(self, request: v1.StartContainerRequest) -> v1.StartContainerResponse:
+        self._containers.start(request.container_id)
+        return v1.StartContainerResponse()
+
+    def StopContainer(self, request: v1.StopContainerRequest) -> v1.StopContainerResponse:
+        self._containers.stop(request.container_id, float(request.timeout))
+        return v1.StopContainerResponse()
+
+    def RemoveContainer(self, request: v1.RemoveContainerRequest) -> v1.RemoveContainerResponse:
+        self._containers.remove(request.container_id)
+        return v1.RemoveContainerResponse()
+
+    def ListContainers(self, request: v1.ListContainersRequest) -> v1.ListContainersResponse:
+        f = request.filter
+        response = v1.ListContainersResponse()
+        sandbox_id = None
+        if f.pod_sandbox_id:
+            sandbox_id = self._sandbox_id_or_none(f.pod_sandbox_id)
+            if sandbox_id is None:
+                return response
+        for c in self._containers.list(sandbox_id):
+            if f.id and not c.id.startswith(f.id):
+                continue
+            if f.HasField("state") and c.status.state != f.state.state:
+                continue
+            if not _labels_match(f.label_selector, c.config.labels):
+                continue
+            response.containers.append(v1.Container(
+                id=c.id, pod_sandbox_id=c.sandbox_id, metadata=c.config.metadata,
+                image=v1.ImageSpec(image=c.image_ref,
+                                   user_specified_image=c.config.image.user_specified_image),
+                image_ref=c.image_id, state=c.status.state, created_at=c.created_at,
+                labels=c.config.labels, annotations=c.config.annotations, image_id=c.image_id))
+        return response
+
+    def ContainerStatus(
+        self, request: v1.ContainerStatusRequest
+    ) -> v1.ContainerStatusResponse:
+        c = self._containers.get(request.container_id)
+        response = v1.ContainerStatusResponse(status=self._container_status(c))
+        if request.verbose:
+            response.info["info"] = json.dumps({
+                "pid": c.status.pid, "sandboxID": c.sandbox_id,
+                "runtimeHandler": c.runtime_handler, "imageRef": c.image_ref,
+            })
+        return response
+
+    def ExecSync(self, request: v1.ExecSyncRequest) -> v1.ExecSyncResponse:
+        result = self._containers.exec_sync(request.container_id, list(request.cmd),
+                                            float(request.timeout))
+        return v1.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr,
+                                   exit_code=result.exit_code)
+
+    # --- conversions -----------------------------------------------------------------------
+
+    def _sandbox_id_or_none(self, id_or_prefix: str) -> str | None:
+        sandbox = self._sandboxes.store.find(id_or_prefix)
+        return sandbox.id if sandbox else None
+
+    def _container_status(self, c: Container) -> v1.ContainerStatus:
+        image = self._images.get(c.image_id)
+        image_ref = image.repo_digests[0] if image and image.repo_digests else c.image_id
+        status = v1.ContainerStatus(
+            id=c.id, metadata=c.config.metadata, state=c.status.state, created_at=c.created_at,
+            started_at=c.status.started_at, finished_at=c.status.finished_at,
+            exit_code=c.status.exit_code,
+            image=v1.ImageSpec(image=c.image_ref,
+                               user_specified_image=c.config.image.user_specified_image),
+            image_ref=image_ref, reason=c.status.reason, message=c.status.message,
+            labels=c.config.labels, annotations=c.config.annotations,
+            mounts=c.config.mounts, log_path=c.log_path, image_id=c.image_id,
+            stop_signal=c.config.stop_signal)
+        user = self._containers.process_user(c)
+        if user is not None:
+            status.user.linux.uid, status.user.linux.gid = user[0], user[1]
+            status.user.linux.supplemental_groups.extend(user[2])
+        return status
+
+
+def _sandbox_state(sandbox: Sandbox) -> int:
+    return v1.SANDBOX_READY if sandbox.status.state == READY else v1.SANDBOX_NOTREADY
+
+
+def _sandbox_status(sandbox: Sandbox) -> v1.PodSandboxStatus:
+    opts = sandbox.config.linux.security_context.namespace_options
+    return v1.PodSandboxStatus(
+        id=sandbox.id, metadata=sandbox.config.metadata, state=_sandbox_state(sandbox),
+        created_at=sandbox.created_at, network=v1.PodSandboxNetworkStatus(ip=""),
+        linux=v1.LinuxPodSandboxStatus(namespaces=v1.Namespace(options=opts)),
+        labels=sandbox.config.labels, annotations=sandbox.config.annotations,
+        runtime_handler=sandbox.runtime_handler)

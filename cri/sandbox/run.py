@@ -1,0 +1,152 @@
+"""RunPodSandbox: reserve the name, then network namespace, shm, pod files, rootfs, pause task.
+
+Every step registers its undo on an ExitStack; only full success keeps them (`pop_all`), so a
+failure at any step leaves no mount, namespace, cgroup, process or record behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cri.api.runtime.v1 import api_pb2 as v1
+from cri.config import BUILTIN_PAUSE_IMAGE
+from cri.errors import InvalidArgument, NotFound
+from cri.image import Image
+from cri.network import create_netns, remove_netns
+from cri.sandbox.model import READY, Sandbox, SandboxStatus, sandbox_name
+from cri.spec import SandboxSpecInput, sandbox_spec
+from cri.storage import RootfsLayout, mount_rootfs, unmount_rootfs
+from cri.storage.mounts import mount, unmount
+from cri.task import TaskRunner
+from cri.task.runner import pid_start_time
+
+if TYPE_CHECKING:
+    from cri.sandbox.service import SandboxService
+
+log = logging.getLogger(__name__)
+
+SHM_SIZE = 64 * 1024 * 1024
+
+
+def validate(config: v1.PodSandboxConfig) -> None:
+    md = config.metadata
+    for field, value in (("name", md.name), ("namespace", md.namespace), ("uid", md.uid)):
+        if not value:
+            raise InvalidArgument(f"sandbox config metadata.{field} must not be empty")
+        if "/" in value or "\x00" in value:
+            raise InvalidArgument(f"sandbox config metadata.{field} {value!r} is malformed")
+
+
+def sandbox_image(svc: SandboxService) -> Image:
+    ref = svc.config.sandbox_image
+    image = svc.images.get(ref)
+    if image is not None:
+        return image
+    if ref == BUILTIN_PAUSE_IMAGE:
+        raise NotFound("the built-in pause image is not registered: no pause binary was found "
+                       "(reinstall the package, or set pause_binary or sandbox_image)")
+    return svc.images.pull(ref, pinned=True)
+
+
+def write_pod_files(data_dir: Path, config: v1.PodSandboxConfig, hostname: str,
+                    host_network: bool) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "hostname").write_text(hostname + "\n")
+    if host_network:
+        shutil.copyfile("/etc/hosts", data_dir / "hosts")
+    else:
+        (data_dir / "hosts").write_text(
+            "127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\n"
+            "fe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
+        )
+    dns = config.dns_config
+    if dns.servers or dns.searches or dns.options:
+        lines = [f"search {' '.join(dns.searches)}"] if dns.searches else []
+        lines += [f"nameserver {server}" for server in dns.servers]
+        if dns.options:
+            lines.append(f"options {' '.join(dns.options)}")
+        (data_dir / "resolv.conf").write_text("\n".join(lines) + "\n")
+    elif os.path.exists("/etc/resolv.conf"):
+        shutil.copyfile("/etc/resolv.conf", data_dir / "resolv.conf")
+    else:
+        (data_dir / "resolv.conf").write_text("")
+
+
+def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handler: str) -> str:
+    validate(config)
+    try:
+        handler = svc.config.handler(runtime_handler)
+    except KeyError:
+        raise InvalidArgument(f"no runtime handler {runtime_handler!r} is configured") from None
+    image = sandbox_image(svc)
+    sandbox_id = secrets.token_hex(32)
+    opts = config.linux.security_context.namespace_options
+    host_network = opts.network == v1.NODE
+    parent = config.linux.cgroup_parent or svc.config.cgroup_parent
+    sandbox = Sandbox(
+        id=sandbox_id,
+        name=sandbox_name(config.metadata),
+        config=config,
+        runtime_handler=runtime_handler,
+        created_at=time.time_ns(),
+        netns_path="" if host_network else str(svc.paths.netns(sandbox_id)),
+        cgroups_path=f"{parent.rstrip('/')}/{sandbox_id}",
+        image_id=image.id,
+        status=SandboxStatus(),
+    )
+    data_dir = svc.paths.sandbox_data(sandbox_id)
+    state_dir = svc.paths.sandbox_state(sandbox_id)
+    runner = TaskRunner(svc.paths.oci_root, handler)
+    with ExitStack() as undo:
+        svc.store.reserve(sandbox)
+        undo.callback(svc.store.delete, sandbox_id)
+        undo.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        undo.callback(shutil.rmtree, state_dir, ignore_errors=True)
+        state_dir.mkdir(parents=True)
+
+        if not host_network:
+            create_netns(Path(sandbox.netns_path))
+            undo.callback(remove_netns, Path(sandbox.netns_path))
+
+        shm_dir: Path | None = None
+        if opts.ipc != v1.NODE:
+            shm_dir = state_dir / "shm"
+            shm_dir.mkdir()
+            mount("shm", shm_dir, "tmpfs", 0x2 | 0x4 | 0x8,  # nosuid, nodev, noexec
+                  f"mode=1777,size={SHM_SIZE}")
+            undo.callback(unmount, shm_dir)
+
+        hostname = config.hostname or socket.gethostname()
+        write_pod_files(data_dir, config, hostname, host_network)
+
+        layout = RootfsLayout(data_dir=data_dir / "rootfs", mount_point=state_dir / "rootfs")
+        rootfs = mount_rootfs(layout, svc.images.layer_dirs(image))
+        undo.callback(unmount_rootfs, layout)
+
+        spec = sandbox_spec(SandboxSpecInput(
+            sandbox_id=sandbox_id, config=config, image=image.config, rootfs=rootfs,
+            hostname=hostname, netns_path=sandbox.netns_path, shm_dir=shm_dir,
+            cgroups_path=sandbox.cgroups_path,
+        ))
+        (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
+
+        pid = runner.create_and_start(sandbox_id, state_dir, state_dir / "task", log_path=None)
+        undo.callback(runner.delete, sandbox_id, force=True)
+
+        start = pid_start_time(pid)
+        svc.store.update_status(sandbox_id,
+                                lambda s: SandboxStatus(state=READY, pid=pid, pid_start=start))
+        undo.pop_all()
+    log.info("sandbox %s (%s) ready, pause pid %d", sandbox_id, sandbox.name, pid)
+    return sandbox_id

@@ -1,0 +1,79 @@
+"""The sandbox domain: what RunPodSandbox and friends do, one module per operation."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cri.api.runtime.v1 import api_pb2 as v1
+from cri.config import Config
+from cri.image import ImageService
+from cri.paths import Paths
+from cri.sandbox.model import Sandbox
+from cri.sandbox.store import SandboxStore
+from cri.spec.container import PodEnvironment
+
+
+class PodContainers(Protocol):
+    """What the sandbox domain needs from the container domain."""
+
+    def stop_all(self, sandbox_id: str) -> None: ...
+
+    def remove_all(self, sandbox_id: str) -> None: ...
+
+
+@dataclass
+class SandboxService:
+    config: Config
+    paths: Paths
+    store: SandboxStore
+    images: ImageService
+    containers: PodContainers | None = None
+    _locks: defaultdict[str, threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock))
+
+    def lock(self, sandbox_id: str) -> threading.Lock:
+        """Operations on one sandbox run one at a time (kubelet retries overlap)."""
+        return self._locks[sandbox_id]
+
+    def run(self, config: v1.PodSandboxConfig, runtime_handler: str) -> str:
+        from cri.sandbox.run import run_sandbox
+
+        return run_sandbox(self, config, runtime_handler)
+
+    def stop(self, sandbox_id: str) -> None:
+        from cri.sandbox.stop import stop_sandbox
+
+        stop_sandbox(self, sandbox_id)
+
+    def remove(self, sandbox_id: str) -> None:
+        from cri.sandbox.remove import remove_sandbox
+
+        remove_sandbox(self, sandbox_id)
+
+    def get(self, sandbox_id: str) -> Sandbox:
+        from cri.sandbox.status import refreshed
+
+        return refreshed(self, self.store.get(sandbox_id))
+
+    def pod_environment(self, sandbox: Sandbox) -> PodEnvironment:
+        """What the pod's containers borrow: its namespaces and its files."""
+        data_dir = self.paths.sandbox_data(sandbox.id)
+        return PodEnvironment(
+            pause_pid=sandbox.status.pid,
+            netns_path=sandbox.netns_path,
+            host_network=sandbox.host_network,
+            host_ipc=sandbox.host_ipc,
+            host_pid=sandbox.host_pid,
+            hostname_file=data_dir / "hostname",
+            hosts_file=data_dir / "hosts",
+            resolv_conf=data_dir / "resolv.conf",
+            shm_dir=None if sandbox.host_ipc else self.paths.sandbox_state(sandbox.id) / "shm",
+        )
+
+    def list(self) -> list[Sandbox]:
+        from cri.sandbox.status import refreshed
+
+        return [refreshed(self, s) for s in self.store.list()]

@@ -1,0 +1,69 @@
+"""The gRPC server on the unix socket: both services, both API versions."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from cri.api.runtime.v1 import api_pb2 as v1
+from cri.api.runtime.v1alpha2 import api_pb2 as v1alpha2
+from cri.server.dispatch import build_handler
+
+log = logging.getLogger(__name__)
+
+# kubelet's client limit (CRI-NOTES §4): answers larger than this fail on its side anyway.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class GrpcServer:
+    def __init__(
+        self,
+        socket_path: Path,
+        runtime: object,
+        images: object,
+        ready: Callable[[], bool],
+        *,
+        workers: int = 16,
+    ) -> None:
+        self.socket_path = socket_path
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        alpha_runtime = v1alpha2.DESCRIPTOR.services_by_name["RuntimeService"]
+        alpha_version = getattr(runtime, "VersionAlpha", None)
+        self._server.add_generic_rpc_handlers(
+            (
+                build_handler(v1.DESCRIPTOR.services_by_name["RuntimeService"], runtime, v1, ready),
+                build_handler(v1.DESCRIPTOR.services_by_name["ImageService"], images, v1, ready),
+                build_handler(alpha_runtime, runtime, v1, ready,
+                              {"Version": alpha_version} if alpha_version else None),
+                build_handler(v1alpha2.DESCRIPTOR.services_by_name["ImageService"], images, v1,
+                              ready),
+            )
+        )
+
+    def start(self) -> None:
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.socket_path.is_socket():
+            # A socket left by a daemon that died; a live daemon would still hold it open.
+            self.socket_path.unlink()
+        self._server.add_insecure_port(f"unix://{self.socket_path}")
+        self._server.start()
+        os.chmod(self.socket_path, 0o660)
+        log.info("serving CRI v1 and v1alpha2 on unix://%s", self.socket_path)
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._server.stop(grace).wait()
+        self.socket_path.unlink(missing_ok=True)
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()

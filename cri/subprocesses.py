@@ -1,0 +1,25 @@
+"""How the daemon starts its own Python helper programs (shim, OCI CLI, netns pinning).
+
+The daemon never forks without exec, so every helper is a fresh interpreter. It must import the
+same `cri` package as the daemon even when that is a source checkout, not an installed one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+
+
+def module_argv(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def helper_env() -> dict[str, str]:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH", "")
+    if _PACKAGE_PARENT not in path.split(os.pathsep):
+        env["PYTHONPATH"] = _PACKAGE_PARENT + (os.pathsep + path if path else "")
+    return env

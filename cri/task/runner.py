@@ -1,0 +1,165 @@
+"""Start, signal, wait for and delete tasks, through the shim and the OCI runtime of a handler.
+
+The in-tree executor is called as a library for the calls that do not fork (start, kill, delete,
+state); runc or crun are called through the same OCI command line. Creating a task always goes
+through the shim, an exec'd program that becomes the task's parent, writes its log and its exit
+file, and outlives the daemon. `exec` always goes through the OCI command line (`python -m
+cri.oci exec` for the in-tree executor), since joining namespaces needs a fresh process.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cri.config import RuntimeHandler
+from cri.errors import DeadlineExceeded, Internal
+from cri.shim import client as shim
+from cri.shim.errors import ShimError
+from cri.subprocesses import helper_env, module_argv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskExit:
+    exit_code: int
+    finished_at: int  # unix ns
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+def pid_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: with the pid, it names one process across pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+class TaskRunner:
+    def __init__(self, oci_root: Path, handler: RuntimeHandler) -> None:
+        self.oci_root = oci_root
+        self.handler = handler
+
+    def _cli(self, *args: str) -> list[str]:
+        if self.handler.binary:
+            return [self.handler.binary, "--root", str(self.oci_root), *args]
+        return module_argv("cri.oci", "--root", str(self.oci_root), *args)
+
+    def _run_cli(self, *args: str, timeout: float = 30.0) -> None:
+        result = subprocess.run(self._cli(*args), capture_output=True, text=True,
+                                timeout=timeout, env=helper_env())
+        if result.returncode != 0:
+            raise Internal(f"{' '.join(args[:1])} failed: {result.stderr.strip()}")
+
+    def create_and_start(
+        self, task_id: str, bundle: Path, state_dir: Path, *, log_path: Path | None,
+        stdin: bool = False,
+    ) -> int:
+        """Create the task under a new shim and start it; returns the task's host pid."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            pid = shim.start_shim(
+                task_id,
+                bundle=bundle,
+                oci_root=self.oci_root,
+                state_dir=state_dir,
+                log_path=log_path,
+                stdin=stdin,
+                runtime=self.handler.binary or None,
+            )
+        except ShimError as exc:
+            raise Internal(f"creating task {task_id}: {exc}") from None
+        try:
+            self.start(task_id)
+        except BaseException:
+            self.delete(task_id, force=True)
+            raise
+        return pid
+
+    def start(self, task_id: str) -> None:
+        if self.handler.binary:
+            self._run_cli("start", task_id)
+        else:
+            import cri.oci
+
+            cri.oci.start(self.oci_root, task_id)
+
+    def kill(self, task_id: str, sig: int, *, all: bool = False) -> None:
+        if self.handler.binary:
+            args = ["kill", *(["--all"] if all else []), task_id, str(sig)]
+            self._run_cli(*args)
+            return
+        import cri.oci
+
+        cri.oci.kill(self.oci_root, task_id, sig, all=all)
+
+    def delete(self, task_id: str, *, force: bool = False) -> None:
+        """Forget the task in the OCI runtime; a task it does not know is already deleted."""
+        if self.handler.binary:
+            result = subprocess.run(self._cli("delete", *(["--force"] if force else []), task_id),
+                                    capture_output=True, text=True, timeout=30)
+            if result.returncode != 0 and "not exist" not in result.stderr:
+                raise Internal(f"delete {task_id}: {result.stderr.strip()}")
+            return
+        import cri.oci
+        from cri.oci.errors import ContainerNotFound
+
+        try:
+            cri.oci.delete(self.oci_root, task_id, force=force)
+        except ContainerNotFound:
+            pass
+
+    @staticmethod
+    def exit_status(state_dir: Path) -> TaskExit | None:
+        status = shim.read_exit_file(state_dir)
+        if status is None:
+            return None
+        return TaskExit(exit_code=status.exit_code, finished_at=status.finished_at)
+
+    @staticmethod
+    def is_alive(pid: int, start_time: int | None) -> bool:
+        return pid > 0 and pid_start_time(pid) == start_time
+
+    def wait_exit(self, state_dir: Path, timeout: float) -> TaskExit | None:
+        """Wait until the shim has written the exit file, at most `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            status = self.exit_status(state_dir)
+            if status is not None or time.monotonic() >= deadline:
+                return status
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.1)
+
+    def exec_sync(self, task_id: str, process_file: Path, timeout: float | None) -> ExecResult:
+        """Run a process in the task and collect its output; `timeout` None or 0 means none."""
+        proc = subprocess.Popen(
+            self._cli("exec", "--process", str(process_file), task_id),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=helper_env(),
+        )
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout or None)
+        except subprocess.TimeoutExpired:
+            # The exec front end dies; its child gets SIGKILL through PR_SET_PDEATHSIG.
+            proc.kill()
+            proc.communicate()
+            raise DeadlineExceeded(
+                f"command in container {task_id} timed out after {timeout} s"
+            ) from None
+        return ExecResult(exit_code=proc.returncode, stdout=stdout, stderr=stderr)
+

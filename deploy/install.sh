@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the daemon on Debian 12 as root: a virtual environment at /opt/cri with the package
+# (which compiles the static pause binary), the `cri` and `cri-oci` commands, and the systemd unit.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq python3 python3-venv gcc libc6-dev iproute2 >/dev/null
+python3 -m venv /opt/cri
+/opt/cri/bin/pip install -q "$here"
+ln -sf /opt/cri/bin/cri /usr/local/bin/cri
+ln -sf /opt/cri/bin/cri-oci /usr/local/bin/cri-oci
+install -D -m 0644 "$here/deploy/cri.service" /etc/systemd/system/cri.service
+install -D -m 0644 "$here/deploy/crictl.yaml" /etc/crictl.yaml
+echo "installed: run 'cri' (or 'systemctl enable --now cri' where systemd runs)"

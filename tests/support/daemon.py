@@ -1,0 +1,122 @@
+"""Run the real daemon for a test: its own socket, root, state and cgroup parent."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from cri.api.runtime.v1 import api_pb2 as v1
+from cri.api.runtime.v1 import api_pb2_grpc as v1_grpc
+from cri.api.runtime.v1alpha2 import api_pb2 as v1alpha2
+from cri.api.runtime.v1alpha2 import api_pb2_grpc as v1alpha2_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class CriClient:
+    """gRPC stubs of one API version, with that version's message module as `api`."""
+
+    socket: Path
+    version: str = "v1"
+    api: Any = field(init=False)
+    runtime: Any = field(init=False)
+    images: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.channel = grpc.insecure_channel(f"unix://{self.socket}")
+        module, stubs = (v1, v1_grpc) if self.version == "v1" else (v1alpha2, v1alpha2_grpc)
+        self.api = module
+        self.runtime = stubs.RuntimeServiceStub(self.channel)
+        self.images = stubs.ImageServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class DaemonProcess:
+    def __init__(
+        self,
+        workdir: Path,
+        pause_binary: Path,
+        *,
+        extra_args: list[str] | None = None,
+        config_file: Path | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.socket = workdir / "cri.sock"
+        self.root = workdir / "root"
+        self.state = workdir / "state"
+        self.cgroup_parent = f"/cri-test-{secrets.token_hex(4)}"
+        self.log_file = workdir / "daemon.log"
+        self.pause_binary = pause_binary
+        self.extra_args = extra_args or []
+        self.config_file = config_file
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "cri",
+            "--listen",
+            f"unix://{self.socket}",
+            "--root",
+            str(self.root),
+            "--state",
+            str(self.state),
+            "--pause-binary",
+            str(self.pause_binary),
+            "--cgroup-parent",
+            self.cgroup_parent,
+            "--log-level",
+            "debug",
+            *self.extra_args,
+        ]
+        if self.config_file is not None:
+            args += ["--config", str(self.config_file)]
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        log = self.log_file.open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=REPO, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.read_log()}")
+            if self.socket.exists():
+                client = CriClient(self.socket)
+                try:
+                    client.runtime.Version(v1.VersionRequest(), timeout=2)
+                    client.images.ImageFsInfo(v1.ImageFsInfoRequest(), timeout=2)
+                    return
+                except grpc.RpcError:
+                    pass
+                finally:
+                    client.close()
+            time.sleep(0.05)
+        raise RuntimeError(f"daemon did not become ready:\n{self.read_log()}")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def read_log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-20000:]
+        except OSError:
+            return ""
