@@ -1,0 +1,71 @@
+"""An OCI runtime (runtime-spec 1.x, Linux): a library for the shim and daemon, and a runc-like CLI.
+
+    create(root, id, bundle, stdin=, stdout=, stderr=, pid_file=) -> init pid   (forks; caller single-threaded)
+    start(root, id)                                                          (no fork)
+    state(root, id) -> State
+    kill(root, id, signal, all=False)                                        (no fork)
+    delete(root, id, force=False)                                            (no fork)
+    list_containers(root) -> list[State]
+    exec_process(root, id, process, stdin=, stdout=, stderr=, detach=, pid_file=) -> exit code | pid
+"""
+
+from __future__ import annotations
+
+import sys as _sys
+import types as _types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .create import create
+    from .delete import delete
+    from .errors import ContainerExists, ContainerNotFound, InvalidSpec, InvalidState, OciError, Unsupported
+    from .exec import exec_process
+    from .kill import kill
+    from .start import start
+    from .state import State, Status, list_containers, state
+
+DEFAULT_ROOT = "/run/cri/oci"
+
+#: public name -> defining submodule; loaded on first access so the CLI imports only what it runs.
+_LAZY = {
+    "create": "create", "start": "start", "state": "state", "list_containers": "state",
+    "State": "state", "Status": "state", "kill": "kill", "delete": "delete",
+    "exec_process": "exec", "OciError": "errors", "ContainerNotFound": "errors",
+    "ContainerExists": "errors", "InvalidSpec": "errors", "InvalidState": "errors",
+    "Unsupported": "errors",
+}
+
+
+class _Package(_types.ModuleType):
+    """The package module, guarding its public functions against their own modules.
+
+    NOTE: create(), start(), state(), kill() and delete() live in modules of the same names, and
+    importing a submodule makes the import system do setattr(package, "state", <module>), which
+    would shadow the function. This class ignores that one assignment, so `cri.oci.state` is
+    always the function; modules inside the package import names (`from .state import load`),
+    never `from . import state`.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, _types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        super().__setattr__(name, value)
+        return value
+
+
+_sys.modules[__name__].__class__ = _Package
+
+__all__ = [
+    "DEFAULT_ROOT", "ContainerExists", "ContainerNotFound", "InvalidSpec", "InvalidState", "OciError",
+    "State", "Status", "Unsupported", "create", "delete", "exec_process", "kill", "list_containers",
+    "start", "state",
+]

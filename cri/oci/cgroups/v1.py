@@ -1,0 +1,182 @@
+"""cgroup v1 (and the v1 half of hybrid hosts): one directory per hierarchy.
+
+The container joins every mounted hierarchy (named ones like name=systemd included, as runc does)
+so tools inside and outside see one consistent cgroup path. Resources are written to the hierarchy
+that carries the controller; co-mounted controllers (cpu,cpuacct) share one directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from . import fs
+from .detect import Hierarchy
+
+log = logging.getLogger(__name__)
+
+Writer = Callable[[str, str], None]
+
+
+def _dev(rule: Mapping[str, Any]) -> str:
+    kind = rule.get("type") or "a"
+    major = rule.get("major")
+    minor = rule.get("minor")
+    major_s = "*" if major is None or major == -1 else str(major)
+    minor_s = "*" if minor is None or minor == -1 else str(minor)
+    access = rule.get("access") or "rwm"
+    if kind == "a":
+        return "a"
+    return f"{kind} {major_s}:{minor_s} {access}"
+
+
+class V1Manager:
+    version = 1
+
+    def __init__(self, hierarchies: Sequence[Hierarchy], path: str, write: Writer = fs.write) -> None:
+        self._path = path
+        self._hier = list(hierarchies)
+        self._write = write
+        self._dirs = {h.name: os.path.join(h.mountpoint, path.lstrip("/")) for h in self._hier}
+
+    @classmethod
+    def from_dirs(cls, dirs: Mapping[str, str]) -> V1Manager:
+        self = cls([], "/")
+        self._dirs = dict(dirs)
+        return self
+
+    @property
+    def paths(self) -> dict[str, str]:
+        return dict(self._dirs)
+
+    def _dir_for(self, controller: str) -> str | None:
+        for h in self._hier:
+            if controller in h.controllers:
+                return self._dirs[h.name]
+        return None
+
+    def create(self, resources: Mapping[str, Any]) -> None:
+        for h in self._hier:
+            os.makedirs(self._dirs[h.name], exist_ok=True)
+        cpuset = self._dir_for("cpuset")
+        if cpuset is not None:
+            self._inherit_cpuset(cpuset)
+        self.apply(resources)
+
+    def _inherit_cpuset(self, leaf: str) -> None:
+        """An empty cpuset.cpus/mems refuses tasks; copy the parent's values down from the top."""
+        h = next(h for h in self._hier if "cpuset" in h.controllers)
+        chain = []
+        d = leaf
+        while d.rstrip("/") != h.mountpoint.rstrip("/"):
+            chain.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(chain):
+            parent = os.path.dirname(d)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                try:
+                    current = fs.read(os.path.join(d, name))
+                except FileNotFoundError:
+                    current = ""
+                if not current:
+                    self._write(os.path.join(d, name), fs.read(os.path.join(parent, name)))
+
+    def _set(self, controller: str, name: str, value: object) -> None:
+        d = self._dir_for(controller)
+        if d is None:
+            log.warning("cgroup v1 controller %s is not mounted; %s not set", controller, name)
+            return
+        self._write(os.path.join(d, name), str(value))
+
+    def apply(self, resources: Mapping[str, Any]) -> None:
+        mem = resources.get("memory") or {}
+        if mem:
+            limit, swap = mem.get("limit"), mem.get("swap")
+            memsw_dir = self._dir_for("memory")
+            has_memsw = memsw_dir is not None and os.path.exists(os.path.join(memsw_dir, "memory.memsw.limit_in_bytes"))
+            # NOTE: memsw must stay >= limit at every moment: raise memsw first when growing.
+            if swap is not None and has_memsw and limit is not None and (swap == -1 or swap >= limit):
+                self._set("memory", "memory.memsw.limit_in_bytes", swap)
+                self._set("memory", "memory.limit_in_bytes", limit)
+            else:
+                if limit is not None:
+                    self._set("memory", "memory.limit_in_bytes", limit)
+                if swap is not None:
+                    if has_memsw:
+                        self._set("memory", "memory.memsw.limit_in_bytes", swap)
+                    else:
+                        log.warning("memory.swap requested but swap accounting is off; ignored")
+            if mem.get("reservation") is not None:
+                self._set("memory", "memory.soft_limit_in_bytes", mem["reservation"])
+            if mem.get("swappiness") is not None and 0 <= mem["swappiness"] <= 100:
+                self._set("memory", "memory.swappiness", mem["swappiness"])
+            if mem.get("disableOOMKiller"):
+                self._set("memory", "memory.oom_control", 1)
+        cpu = resources.get("cpu") or {}
+        if cpu:
+            if cpu.get("shares"):
+                self._set("cpu", "cpu.shares", cpu["shares"])
+            if cpu.get("period"):
+                self._set("cpu", "cpu.cfs_period_us", cpu["period"])
+            if cpu.get("quota") is not None and cpu.get("quota") != 0:
+                self._set("cpu", "cpu.cfs_quota_us", cpu["quota"])
+            if cpu.get("realtimePeriod"):
+                self._set("cpu", "cpu.rt_period_us", cpu["realtimePeriod"])
+            if cpu.get("realtimeRuntime"):
+                self._set("cpu", "cpu.rt_runtime_us", cpu["realtimeRuntime"])
+            if cpu.get("cpus"):
+                self._set("cpuset", "cpuset.cpus", cpu["cpus"])
+            if cpu.get("mems"):
+                self._set("cpuset", "cpuset.mems", cpu["mems"])
+        pids = resources.get("pids") or {}
+        if "limit" in pids and pids["limit"] is not None:
+            self._set("pids", "pids.max", "max" if pids["limit"] <= 0 else pids["limit"])
+        blkio = resources.get("blockIO") or {}
+        if blkio.get("weight"):
+            self._set("blkio", "blkio.weight", blkio["weight"])
+        if blkio.get("leafWeight"):
+            self._set("blkio", "blkio.leaf_weight", blkio["leafWeight"])
+        for key, name in (
+            ("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+            ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+            ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+            ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"),
+        ):
+            for dev in blkio.get(key) or []:
+                self._set("blkio", name, f"{dev['major']}:{dev['minor']} {dev['rate']}")
+        for hp in resources.get("hugepageLimits") or []:
+            self._set("hugetlb", f"hugetlb.{hp['pageSize']}.limit_in_bytes", hp["limit"])
+        net = resources.get("network") or {}
+        if net.get("classID") is not None:
+            self._set("net_cls", "net_cls.classid", net["classID"])
+        for prio in net.get("priorities") or []:
+            self._set("net_prio", "net_prio.ifpriomap", f"{prio['name']} {prio['priority']}")
+        devices = resources.get("devices")
+        if devices is not None and self._dir_for("devices") is not None:
+            for rule in devices:
+                self._set("devices", "devices.allow" if rule.get("allow") else "devices.deny", _dev(rule))
+
+    def add(self, pid: int) -> None:
+        for d in self._dirs.values():
+            self._write(os.path.join(d, "cgroup.procs"), str(pid))
+
+    def pids(self) -> list[int]:
+        for key in ("pids", "memory", "freezer", "cpu"):
+            for name, d in self._dirs.items():
+                if key in name.split(","):
+                    return fs.read_pids(os.path.join(d, "cgroup.procs"))
+        for d in self._dirs.values():
+            return fs.read_pids(os.path.join(d, "cgroup.procs"))
+        return []
+
+    def destroy(self) -> None:
+        errors = []
+        for d in self._dirs.values():
+            try:
+                fs.rmdir(d)
+            except OSError as e:
+                errors.append(f"{d}: {e}")
+        if errors:
+            raise OSError(16, "cannot remove cgroups: " + "; ".join(errors))

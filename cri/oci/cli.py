@@ -1,0 +1,279 @@
+"""`python -m cri.oci`: the runc command-line contract (the subset containerd and CRI-O use).
+
+    [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...
+    create --bundle B [--pid-file P] [--console-socket S] [--no-pivot] [--no-new-keyring] ID
+    start ID | state ID | delete [--force] ID | kill ID [SIGNAL] [--all] | list | ps [--format json] ID
+    exec [--process FILE] [--detach] [--pid-file P] [--cwd D] [--env K=V]... [--tty] ID [ARGS...]
+
+The parser is hand-written: argparse costs more start-up time than the whole `state` command.
+Errors go to stderr and, with --log, to the log file (JSON lines with --log-format json, which is
+where containerd looks for the reason a command failed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ROOT = "/run/cri/oci"
+
+
+class UsageError(Exception):
+    pass
+
+
+class Args:
+    """Parsed flags of one command: values by long name, booleans, repeated values, positionals."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.lists: dict[str, list[str]] = {}
+        self.flags: set[str] = set()
+        self.positional: list[str] = []
+
+
+def parse(argv: Sequence[str], valued: set[str], boolean: set[str], repeated: set[str] = frozenset(), *, stop_at_positional: int = -1) -> Args:  # type: ignore[assignment]
+    """Parse --name value / --name=value / -x; after `stop_at_positional` positionals, the rest is positional."""
+    args = Args()
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if stop_at_positional >= 0 and len(args.positional) >= stop_at_positional:
+            args.positional.extend(argv[i:])
+            break
+        if a == "--":
+            args.positional.extend(argv[i + 1 :])
+            break
+        if a.startswith("-") and a != "-":
+            name, eq, value = a.lstrip("-").partition("=")
+            if name in valued or name in repeated:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise UsageError(f"flag needs an argument: {a}")
+                    value = argv[i]
+                if name in repeated:
+                    args.lists.setdefault(name, []).append(value)
+                else:
+                    args.values[name] = value
+            elif name in boolean:
+                if eq and value.lower() in ("false", "0"):
+                    args.flags.discard(name)
+                else:
+                    args.flags.add(name)
+            else:
+                raise UsageError(f"flag provided but not defined: {a}")
+        else:
+            args.positional.append(a)
+        i += 1
+    return args
+
+
+def _one_id(args: Args, command: str) -> str:
+    if len(args.positional) != 1:
+        raise UsageError(f'"{command}" requires exactly 1 argument (the container id)')
+    return args.positional[0]
+
+
+def _write_log(path: str | None, fmt: str, level: str, msg: str) -> None:
+    if not path:
+        return
+    import time
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    line = json.dumps({"level": level, "msg": msg, "time": stamp}) if fmt == "json" else f'time="{stamp}" level={level} msg="{msg}"'
+    with open(path, "a") as f:
+        f.write(line + "\n")
+
+
+def _setup_logging(path: str | None, fmt: str, debug: bool) -> None:
+    import logging
+
+    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(logging.Formatter('{"level":"%(levelname)s","msg":"%(message)s","time":"%(asctime)s"}'))
+    else:
+        handler.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s msg=%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _state_json(st: Any) -> dict[str, Any]:
+    result: dict[str, Any] = st.to_json()
+    return result
+
+
+def run(argv: Sequence[str]) -> int:
+    g = parse(argv, {"root", "log", "log-format", "criu", "rootless"}, {"debug", "systemd-cgroup", "help", "h", "version", "v"}, stop_at_positional=1)
+    if "version" in g.flags or "v" in g.flags:
+        print("cri-oci version 0.1.0\nspec: 1.0.2")
+        return 0
+    if not g.positional or "help" in g.flags or "h" in g.flags:
+        print(__doc__)
+        return 0 if g.positional or "help" in g.flags or "h" in g.flags else 1
+    if "systemd-cgroup" in g.flags:
+        raise UsageError("--systemd-cgroup is not supported")
+    root = Path(g.values.get("root", DEFAULT_ROOT))
+    log_path = g.values.get("log")
+    log_format = g.values.get("log-format", "text")
+    command, rest = g.positional[0], g.positional[1:]
+    if log_path or "debug" in g.flags:
+        _setup_logging(log_path, log_format, "debug" in g.flags)
+    try:
+        return _dispatch(command, rest, root)
+    except UsageError:
+        raise
+    except Exception as e:
+        from .errors import OciError
+
+        if not isinstance(e, (OciError, OSError)):
+            raise
+        _write_log(log_path, log_format, "error", str(e))
+        print(f"cri-oci: {e}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(command: str, rest: list[str], root: Path) -> int:
+    if command == "state":
+        from .state import state
+
+        a = parse(rest, set(), set())
+        print(json.dumps(_state_json(state(root, _one_id(a, command))), indent=2))
+        return 0
+    if command == "create":
+        from .create import create
+
+        a = parse(rest, {"bundle", "b", "pid-file", "console-socket", "preserve-fds"}, {"no-pivot", "no-new-keyring"})
+        cid = _one_id(a, command)
+        if "console-socket" in a.values:
+            from .errors import Unsupported
+
+            raise Unsupported("--console-socket: terminals are not supported yet")
+        bundle = Path(a.values.get("bundle") or a.values.get("b") or ".")
+        pid_file = a.values.get("pid-file")
+        create(root, cid, bundle, stdin=0, stdout=1, stderr=2, pid_file=Path(pid_file) if pid_file else None)
+        return 0
+    if command == "start":
+        from .start import start
+
+        start(root, _one_id(parse(rest, set(), set()), command))
+        return 0
+    if command == "kill":
+        from .kill import kill
+        from .signals import parse_signal
+
+        a = parse(rest, set(), {"all", "a"})
+        if not 1 <= len(a.positional) <= 2:
+            raise UsageError('"kill" requires an id and an optional signal')
+        sig = parse_signal(a.positional[1] if len(a.positional) == 2 else "SIGTERM")
+        kill(root, a.positional[0], sig, all=bool({"all", "a"} & a.flags))
+        return 0
+    if command == "delete":
+        from .delete import delete
+        from .errors import ContainerNotFound
+
+        a = parse(rest, set(), {"force", "f"})
+        try:
+            delete(root, _one_id(a, command), force=bool({"force", "f"} & a.flags))
+        except ContainerNotFound:
+            if {"force", "f"} & a.flags:
+                return 0  # runc: delete --force of a missing container succeeds
+            raise
+        return 0
+    if command == "list":
+        from .state import list_containers
+
+        a = parse(rest, {"format", "f"}, {"quiet", "q"})
+        states = list_containers(root)
+        if {"quiet", "q"} & a.flags:
+            for st in states:
+                print(st.id)
+        elif (a.values.get("format") or a.values.get("f")) == "json":
+            print(json.dumps([_state_json(st) for st in states]))
+        else:
+            print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} {'BUNDLE':<40} {'CREATED':<32} OWNER")
+            for st in states:
+                pid = st.pid if st.status.value != "stopped" else 0
+                print(f"{st.id:<20} {pid:<8} {st.status.value:<10} {st.bundle:<40} {st.created:<32} root")
+        return 0
+    if command == "ps":
+        from . import cgroups
+        from .state import load
+
+        a = parse(rest, {"format", "f"}, set())
+        record = load(root, _one_id(a, command))
+        pids = cgroups.from_paths(record.cgroup_version, record.cgroup_paths).pids()
+        if (a.values.get("format") or a.values.get("f")) == "json":
+            print(json.dumps(pids))
+        else:
+            print("PID")
+            for pid in pids:
+                print(pid)
+        return 0
+    if command == "exec":
+        return _exec(rest, root)
+    raise UsageError(f"unknown command {command!r}")
+
+
+def _exec(rest: list[str], root: Path) -> int:
+    from .exec import exec_process
+    from .state import load
+
+    a = parse(
+        rest,
+        {"process", "p", "pid-file", "cwd", "user", "u", "console-socket", "process-label", "apparmor", "preserve-fds"},
+        {"detach", "d", "tty", "t", "no-new-privs"},
+        {"env", "e", "cap", "c"},
+        stop_at_positional=1,
+    )
+    if {"tty", "t"} & a.flags:
+        from .errors import Unsupported
+
+        raise Unsupported("exec --tty: terminals are not supported yet")
+    if not a.positional:
+        raise UsageError('"exec" requires a container id')
+    cid, args = a.positional[0], a.positional[1:]
+    process_file = a.values.get("process") or a.values.get("p")
+    if process_file:
+        with open(process_file) as f:
+            proc: dict[str, Any] = json.load(f)
+    else:
+        # runc: without --process, start from the container's own process, with ARGS instead.
+        if not args:
+            raise UsageError("exec needs ARGS or --process")
+        record = load(root, cid)
+        with open(os.path.join(record.bundle, "config.json")) as f:
+            proc = dict(json.load(f).get("process") or {})
+        proc["args"] = args
+        proc["terminal"] = False
+        env = list(proc.get("env") or []) + a.lists.get("env", []) + a.lists.get("e", [])
+        proc["env"] = env
+        if a.values.get("cwd"):
+            proc["cwd"] = a.values["cwd"]
+        user = a.values.get("user") or a.values.get("u")
+        if user:
+            uid, _, gid = user.partition(":")
+            proc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+        if "no-new-privs" in a.flags:
+            proc["noNewPrivileges"] = True
+        caps = a.lists.get("cap", []) + a.lists.get("c", [])
+        if caps and proc.get("capabilities"):
+            for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+                proc["capabilities"][key] = sorted(set(proc["capabilities"].get(key) or []) | set(caps))
+    pid_file = a.values.get("pid-file")
+    detach = bool({"detach", "d"} & a.flags)
+    code = exec_process(root, cid, proc, stdin=0, stdout=1, stderr=2, detach=detach, pid_file=Path(pid_file) if pid_file else None)
+    return 0 if detach else code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        print(f"cri-oci: {e}", file=sys.stderr)
+        return 2

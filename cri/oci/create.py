@@ -1,0 +1,172 @@
+"""create: validate, make the state dir, cgroup and fifo, fork the init, wait until it is ready.
+
+Process contract (for the shim and the CLI):
+- The init is a *direct child* of the caller of create() (pid/time namespaces are entered by
+  switching the caller's pid_for_children around the fork, no double fork), so the caller reaps it
+  with waitpid and gets its exit status. If the caller exits first (the CLI), the init is
+  reparented to the nearest subreaper (PR_SET_CHILD_SUBREAPER) or to the host's init, as with runc.
+- The caller must be single-threaded during create() (fork without exec, namespace switch).
+- On any failure nothing is left: the init is killed and reaped, the cgroup and state dir removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from . import cgroups, namespaces, sync
+from .state import Record, container_dir, now_rfc3339, proc_stat, save
+from .devices import DEFAULT_ALLOW_RULES
+from .errors import ContainerExists, InitFailed
+from .init import InitContext, run
+from .spec import Spec, load_spec
+from .syscalls import RealSyscalls, Syscalls
+
+log = logging.getLogger(__name__)
+
+#: how long the init may take to mount and get ready (a slow overlay or a loaded host)
+READY_TIMEOUT = 60.0
+
+
+def _resources_with_devices(spec: Spec) -> dict[str, object]:
+    """The spec's resources plus runc's default device allow-list and the spec's own devices."""
+    resources = dict(spec.resources)
+    rules = list(resources.get("devices") or [])  # type: ignore[call-overload]
+    rules += list(DEFAULT_ALLOW_RULES)
+    for d in spec.devices:
+        rules.append({"allow": True, "type": "c" if d.type == "u" else d.type, "major": d.major, "minor": d.minor, "access": "rwm"})
+    if spec.resources.get("devices") is not None or spec.devices:
+        resources["devices"] = rules
+    return resources
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _open_stdio(fds: tuple[int | None, int | None, int | None], undo: contextlib.ExitStack) -> tuple[int, int, int]:
+    result = []
+    null: int | None = None
+    for fd in fds:
+        if fd is None:
+            if null is None:
+                null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+                undo.callback(os.close, null)
+            fd = null
+        result.append(fd)
+    return result[0], result[1], result[2]
+
+
+def create(
+    root: Path,
+    container_id: str,
+    bundle: Path,
+    *,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+    pid_file: Path | None = None,
+    sys: Syscalls | None = None,
+) -> int:
+    """Create the container and return the init's host pid (blocked until `start`)."""
+    sys = sys or RealSyscalls()
+    cdir = container_dir(root, container_id)
+    bundle = Path(os.path.abspath(bundle))
+    spec = load_spec(bundle)
+    root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    try:
+        cdir.mkdir(mode=0o711)
+    except FileExistsError:
+        raise ContainerExists(f"container {container_id!r} already exists") from None
+
+    with contextlib.ExitStack() as undo:
+        undo.callback(shutil.rmtree, cdir, ignore_errors=True)
+        fifo = cdir / "exec.fifo"
+        os.mkfifo(fifo, 0o622)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        undo.callback(os.close, fifo_fd)
+
+        cgroup = cgroups.new_manager(cgroups.resolve_path(spec.cgroups_path, container_id))
+        undo.callback(cgroup.destroy)
+        cgroup.create(_resources_with_devices(spec))
+
+        stdio = _open_stdio((stdin, stdout, stderr), undo)
+        join_fds = namespaces.open_paths(spec.namespaces)
+        for _, fd in join_fds:
+            undo.callback(os.close, fd)
+        read_fd, write_fd = os.pipe()
+        undo.callback(os.close, read_fd)
+
+        try:
+            with namespaces.for_children(sys, spec.namespaces, spec.time_offsets):
+                pid = os.fork()
+                if pid == 0:
+                    _child(InitContext(spec, sys, write_fd, fifo_fd, stdio, cgroup, join_fds), read_fd)
+        finally:
+            os.close(write_fd)
+        undo.callback(_reap, pid)
+
+        message = sync.receive(read_fd, READY_TIMEOUT)
+        if message is None:
+            raise InitFailed("container init exited without reporting")
+        if message.get("type") == "error":
+            sync.raise_error(message)
+        if message.get("type") != "ready":
+            raise InitFailed(f"unexpected message from init: {message}")
+
+        pid_start = proc_stat(pid)
+        if pid_start is None:
+            raise InitFailed("container init died right after set-up")
+        record = Record(
+            id=container_id,
+            pid=pid,
+            pid_start=pid_start[1],
+            bundle=str(bundle),
+            rootfs=str(spec.root),
+            created=now_rfc3339(),
+            annotations=dict(spec.annotations),
+            cgroup_version=cgroup.version,
+            cgroup_paths=cgroup.paths,
+            namespace_paths=namespaces.paths_for(pid, spec.namespaces),
+        )
+        save(root, record)
+        if pid_file is not None:
+            tmp = pid_file.with_name(pid_file.name + ".tmp")
+            tmp.write_text(str(pid))
+            os.replace(tmp, pid_file)
+        undo.pop_all()
+        # the fds above are closed by hand on success (pop_all dropped their callbacks)
+        for fd in (fifo_fd, read_fd, *(fd for _, fd in join_fds)):
+            os.close(fd)
+        for i, fd in enumerate(stdio):
+            if fd != (stdin, stdout, stderr)[i] and fd not in (stdin, stdout, stderr):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        log.info("created container %s pid %d", container_id, pid, extra={"container_id": container_id})
+        return pid
+    raise AssertionError("unreachable")
+
+
+def _child(ctx: InitContext, read_fd: int) -> None:
+    """The forked init: never returns into the caller's stack."""
+    code = 1
+    try:
+        os.close(read_fd)
+        run(ctx)
+    except BaseException as e:  # noqa: BLE001 - everything must reach the creator
+        try:
+            sync.send_error(ctx.sync_fd, e)
+        except OSError:
+            # after "ready" the pipe is gone: say it on the container's stderr, runc-style
+            with contextlib.suppress(OSError):
+                os.write(2, f"cri-oci init: {e}\n".encode())
+        code = 127 if isinstance(e, OSError) else 1
+    finally:
+        os._exit(code)

@@ -1,0 +1,48 @@
+"""delete: kill what is left if allowed, remove the cgroup(s) and the state dir. No fork."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from . import cgroups
+from .state import Record, Status, container_dir, init_alive, load, status_of
+from .errors import InvalidState, OciError
+from .kill import signal_all, signal_init
+
+log = logging.getLogger(__name__)
+
+DEATH_TIMEOUT = 10.0
+
+
+def _wait_dead(record: Record) -> None:
+    deadline = time.monotonic() + DEATH_TIMEOUT
+    while init_alive(record):
+        if time.monotonic() > deadline:
+            raise OciError(f"container {record.id!r} init {record.pid} did not die after SIGKILL")
+        time.sleep(0.01)
+
+
+def delete(root: Path, container_id: str, *, force: bool = False) -> None:
+    record = load(root, container_id)
+    status = status_of(root, record)
+    if status in (Status.RUNNING, Status.PAUSED) and not force:
+        raise InvalidState(f"cannot delete container {container_id!r} that is {status.value} (use force)")
+    # A created container is killed without --force, as runc does.
+    if status is not Status.STOPPED:
+        signal_init(record, signal.SIGKILL)
+        _wait_dead(record)
+    manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
+    # Without a pid namespace the init's death leaves the rest running: kill them too (runc does).
+    deadline = time.monotonic() + DEATH_TIMEOUT
+    while manager.pids():
+        signal_all(record, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            raise OciError(f"container {container_id!r}: processes survive SIGKILL: {manager.pids()}")
+        time.sleep(0.01)
+    manager.destroy()
+    shutil.rmtree(container_dir(root, container_id), ignore_errors=True)
+    log.info("deleted container %s", container_id, extra={"container_id": container_id})

@@ -1,0 +1,119 @@
+"""exec: run another process inside a container's namespaces and cgroup.
+
+The pid namespace is entered like in create (pid_for_children switched around the fork), so the
+process is a direct child of the caller; it joins the cgroup and every other namespace of the init
+itself, then applies the process object as the init does and execs. It gets
+PR_SET_PDEATHSIG=SIGKILL so killing the exec front end kills it. The caller must be
+single-threaded (fork without exec).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import cgroups, namespaces, process, sync
+from .state import Status, load, status_of
+from .errors import InvalidState
+from .init import PreparedProcess, process_steps, run_steps
+from .spec import parse_process
+from .syscalls import PR_SET_PDEATHSIG, RealSyscalls, Syscalls
+
+log = logging.getLogger(__name__)
+
+
+def exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def exec_process(
+    root: Path,
+    container_id: str,
+    process_spec: Mapping[str, Any],
+    *,
+    stdin: int | None,
+    stdout: int | None,
+    stderr: int | None,
+    detach: bool = False,
+    pid_file: Path | None = None,
+    sys: Syscalls | None = None,
+) -> int:
+    sys = sys or RealSyscalls()
+    record = load(root, container_id)
+    status = status_of(root, record)
+    if status not in (Status.CREATED, Status.RUNNING):
+        raise InvalidState(f"cannot exec in container {container_id!r} that is {status.value}")
+    proc = parse_process(process_spec)
+    ns_list = namespaces.of_process(record.pid)
+    join_fds = namespaces.open_paths(ns_list)
+    manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    stdio = tuple(null if fd is None else fd for fd in (stdin, stdout, stderr))
+    read_fd, write_fd = os.pipe()
+    try:
+        try:
+            with namespaces.for_children(sys, ns_list):
+                pid = os.fork()
+                if pid == 0:
+                    _child(sys, manager, join_fds, proc, stdio, write_fd, read_fd)
+        finally:
+            os.close(write_fd)
+            for _, fd in join_fds:
+                os.close(fd)
+            os.close(null)
+        message = sync.receive(read_fd, 60.0)
+        if message is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            sync.raise_error(message)
+    finally:
+        os.close(read_fd)
+    log.info("exec in %s pid %d", container_id, pid, extra={"container_id": container_id})
+    if pid_file is not None:
+        pid_file.write_text(str(pid))
+    if detach:
+        return pid
+    _, wstatus = os.waitpid(pid, 0)
+    return exit_code(wstatus)
+
+
+def _child(
+    sys: Syscalls,
+    manager: cgroups.CgroupManager,
+    join_fds: list[tuple[str, int]],
+    proc: Any,
+    stdio: tuple[int, ...],
+    write_fd: int,
+    read_fd: int,
+) -> None:
+    code = 1
+    try:
+        os.close(read_fd)
+        sys.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        prepared = PreparedProcess()
+        run_steps(
+            [
+                ("join cgroup", lambda: manager.add(0)),
+                ("join namespaces", lambda: namespaces.join(sys, join_fds)),
+            ]
+        )
+        run_steps(process_steps(sys, proc, prepared))
+        process.install_stdio(stdio)
+        process.reset_signals()
+        process.close_other_fds(keep=(write_fd,))
+        assert prepared.env is not None
+        # write_fd is O_CLOEXEC: a successful exec closes it and the parent reads EOF.
+        process.execute(prepared.path, proc.args, prepared.env)
+    except BaseException as e:  # noqa: BLE001
+        with contextlib.suppress(OSError):
+            sync.send_error(write_fd, e)
+    finally:
+        os._exit(code)

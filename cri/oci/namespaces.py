@@ -1,0 +1,134 @@
+"""Namespaces: new ones by unshare, existing ones joined by path with setns.
+
+pid and time namespaces apply to *children* only, so the creator switches its own
+pid_for_children/time_for_children around the fork (`for_children`) and switches back at once: the
+init is then a direct child of the caller, with no double fork. The caller must be single-threaded
+while that context is open (another thread's fork would land in the container's pid namespace).
+Every other namespace is entered by the init itself, after it has joined the cgroup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from . import syscalls as sc
+from .errors import Unsupported
+from .spec import Namespace
+from .syscalls import Syscalls
+
+log = logging.getLogger(__name__)
+
+#: spec type -> (clone flag, /proc/PID/ns name)
+TYPES: dict[str, tuple[int, str]] = {
+    "user": (sc.CLONE_NEWUSER, "user"),
+    "cgroup": (sc.CLONE_NEWCGROUP, "cgroup"),
+    "ipc": (sc.CLONE_NEWIPC, "ipc"),
+    "uts": (sc.CLONE_NEWUTS, "uts"),
+    "network": (sc.CLONE_NEWNET, "net"),
+    "pid": (sc.CLONE_NEWPID, "pid"),
+    "time": (sc.CLONE_NEWTIME, "time"),
+    "mount": (sc.CLONE_NEWNS, "mnt"),
+}
+#: namespaces that only a fork enters
+CHILD_ONLY = ("pid", "time")
+#: joining order: user first (it grants the rights for the rest), mount last (it moves our root)
+ORDER = ("user", "cgroup", "ipc", "uts", "network", "pid", "time", "mount")
+
+
+def _sorted(namespaces: Iterable[Namespace]) -> list[Namespace]:
+    return sorted(namespaces, key=lambda ns: ORDER.index(ns.type))
+
+
+def open_paths(namespaces: Iterable[Namespace]) -> list[tuple[str, int]]:
+    """Open every namespace to join (not pid/time) before anything moves our root."""
+    fds = []
+    for ns in _sorted(namespaces):
+        if ns.path is not None and ns.type not in CHILD_ONLY:
+            if ns.type == "user":
+                raise Unsupported("joining user namespaces is not supported yet")
+            fds.append((ns.type, os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)))
+    return fds
+
+
+def join(sys: Syscalls, fds: Iterable[tuple[str, int]]) -> None:
+    for ns_type, fd in fds:
+        sys.setns(fd, TYPES[ns_type][0])
+        os.close(fd)
+
+
+def unshare_flags(namespaces: Iterable[Namespace]) -> int:
+    flags = 0
+    for ns in namespaces:
+        if ns.path is None and ns.type not in CHILD_ONLY:
+            flags |= TYPES[ns.type][0]
+    return flags
+
+
+def _write_time_offsets(offsets: Mapping[str, Any]) -> None:
+    lines = []
+    for clock in ("monotonic", "boottime"):
+        off = offsets.get(clock)
+        if off:
+            lines.append(f"{clock} {int(off.get('secs', 0))} {int(off.get('nanosecs', 0))}\n")
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("".join(lines))
+
+
+@contextlib.contextmanager
+def for_children(
+    sys: Syscalls, namespaces: Iterable[Namespace], time_offsets: Mapping[str, Any] | None = None
+) -> Iterator[None]:
+    """Point our pid_for_children/time_for_children at the container's for the fork, then restore."""
+    restore: list[tuple[int, int]] = []
+    try:
+        for ns in _sorted(namespaces):
+            if ns.type not in CHILD_ONLY:
+                continue
+            flag, name = TYPES[ns.type]
+            restore.append((os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag))
+            if ns.path is None:
+                sys.unshare(flag)
+                if ns.type == "time" and time_offsets:
+                    _write_time_offsets(time_offsets)
+            else:
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    sys.setns(fd, flag)
+                finally:
+                    os.close(fd)
+        yield
+    finally:
+        for fd, flag in reversed(restore):
+            try:
+                sys.setns(fd, flag)
+            finally:
+                os.close(fd)
+
+
+def same_as_ours(pid: int, name: str) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/{name}").st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
+    except FileNotFoundError:
+        return True
+
+
+def of_process(pid: int) -> list[Namespace]:
+    """The namespaces of `pid` that differ from ours, as join-by-path entries (for exec)."""
+    result = []
+    for ns_type in ORDER:
+        if ns_type == "user":
+            continue  # NOTE: setns into our own user ns fails; user namespaces come later
+        name = TYPES[ns_type][1]
+        if not same_as_ours(pid, name):
+            result.append(Namespace(ns_type, f"/proc/{pid}/ns/{name}"))
+    return result
+
+
+def paths_for(pid: int, namespaces: Iterable[Namespace]) -> dict[str, str]:
+    """Namespace paths recorded in state.json: the joined path, or the init's /proc entry."""
+    return {ns.type: ns.path or f"/proc/{pid}/ns/{TYPES[ns.type][1]}" for ns in namespaces}

@@ -1,0 +1,87 @@
+"""The container process: environment, working directory, executable lookup, the final exec.
+
+Shared by the init (create) and exec. Lookup happens before the init reports "ready", so a missing
+executable fails `create` (runc does the same), not a later `start`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from collections.abc import Sequence
+
+from .errors import InvalidSpec
+from .spec import Process
+from .users import home_for
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def environment(proc: Process) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in proc.env:
+        key, _, value = entry.partition("=")
+        env[key] = value
+    if "HOME" not in env:
+        env["HOME"] = home_for(proc.user.uid)
+    return env
+
+
+def _executable(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK)
+
+
+def resolve(arg0: str, env: dict[str, str]) -> str:
+    """args[0] via PATH from the process env (not ours), inside the current root."""
+    if "/" in arg0:
+        if not os.path.exists(arg0):
+            raise InvalidSpec(f'exec: "{arg0}": stat {arg0}: no such file or directory')
+        if not _executable(arg0):
+            raise InvalidSpec(f'exec: "{arg0}": permission denied or not a regular file')
+        return arg0
+    for d in env.get("PATH", DEFAULT_PATH).split(":"):
+        candidate = os.path.join(d or ".", arg0)
+        if _executable(candidate):
+            return candidate
+    raise InvalidSpec(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise InvalidSpec(f"cwd {cwd!r}: {e.strerror}") from None
+
+
+def reset_signals() -> None:
+    """Undo what Python did to dispositions and the mask; ignored signals survive exec."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def install_stdio(stdio: Sequence[int]) -> None:
+    """dup2 the given fds to 0, 1, 2 (via copies, so permutations like stdout=2 work)."""
+    copies = [os.dup(fd) for fd in stdio]
+    for target, fd in enumerate(copies):
+        os.dup2(fd, target, inheritable=True)
+    for fd in copies:
+        os.close(fd)
+
+
+def close_other_fds(keep: Sequence[int] = ()) -> None:
+    """Close every fd >= 3 except `keep`, so nothing of the caller leaks into the container."""
+    start = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 1 << 20)
+
+
+def execute(path: str, args: Sequence[str], env: dict[str, str]) -> None:
+    os.execve(path, list(args), env)

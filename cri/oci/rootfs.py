@@ -1,0 +1,76 @@
+"""Preparing the rootfs mount and switching to it (runc's sequence).
+
+1. Set "/" to linux.rootfsPropagation (default rslave) so our mounts don't leak to the host while
+   host mounts still reach the container.
+2. Make the rootfs's parent mount private if it is shared: pivot_root refuses shared parents.
+3. Bind the rootfs onto itself so it is a mount point (pivot_root needs one).
+4. After the spec mounts: pivot_root(".", ".") stacks the old root on top of the new one;
+   mark it rslave so the detach doesn't propagate, then umount2(".", MNT_DETACH). No put_old
+   directory is needed inside the image.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import syscalls as sc
+from .mounts import statvfs_flags
+from .syscalls import Syscalls
+
+_PROPAGATION = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+
+
+def set_root_propagation(sys: Syscalls, propagation: str | None) -> None:
+    flag = _PROPAGATION[propagation] if propagation else sc.MS_SLAVE | sc.MS_REC
+    sys.mount(None, "/", None, flag, None)
+
+
+def _parent_mount(path: str, mountinfo: str) -> tuple[str, bool]:
+    """(mount point holding `path`, whether it is shared) from /proc/self/mountinfo text."""
+    best, shared = "/", False
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 7:
+            continue
+        point = fields[4].replace("\\040", " ")
+        optional = fields[6 : fields.index("-")] if "-" in fields else []
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, shared = point, any(o.startswith("shared:") for o in optional)
+    return best, shared
+
+
+def make_parent_private(sys: Syscalls, rootfs: str) -> None:
+    with open("/proc/self/mountinfo") as f:
+        point, shared = _parent_mount(rootfs, f.read())
+    if shared:
+        sys.mount(None, point, None, sc.MS_PRIVATE, None)
+
+
+def bind_rootfs(sys: Syscalls, rootfs: str) -> None:
+    sys.mount(rootfs, rootfs, "bind", sc.MS_BIND | sc.MS_REC, None)
+
+
+def pivot(sys: Syscalls, rootfs: str) -> None:
+    os.chdir(rootfs)
+    sys.pivot_root(".", ".")
+    sys.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
+    sys.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def readonly_root(sys: Syscalls) -> None:
+    flags = statvfs_flags("/")
+    sys.mount(None, "/", None, flags | sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY, None)
+
+
+def write_sysctls(sysctl: dict[str, str] | object, proc_sys: str = "/proc/sys") -> None:
+    """Write linux.sysctl after pivot, so /proc/sys is the container's (namespaced keys only work)."""
+    assert isinstance(sysctl, dict)
+    for key, value in sysctl.items():
+        with open(os.path.join(proc_sys, key.replace(".", "/")), "w") as f:
+            f.write(value)

@@ -1,0 +1,346 @@
+"""Load and validate a bundle's config.json into a typed, read-only view.
+
+Validation happens before anything is created, so a bad spec fails with `InvalidSpec` and a clear
+message instead of half-way through the init. The raw dicts stay available (`Spec.raw`) for parts
+this view does not model yet (seccomp, hooks), which later issues will add here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidSpec
+
+log = logging.getLogger(__name__)
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    destination: str
+    type: str
+    source: str
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    type: str
+    path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rlimit:
+    type: str
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    uid: int
+    gid: int
+    additional_gids: tuple[int, ...]
+    umask: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    bounding: tuple[str, ...]
+    effective: tuple[str, ...]
+    permitted: tuple[str, ...]
+    inheritable: tuple[str, ...]
+    ambient: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    cwd: str
+    user: User
+    capabilities: Capabilities | None
+    rlimits: tuple[Rlimit, ...]
+    no_new_privileges: bool
+    oom_score_adj: int | None
+    terminal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    path: str
+    type: str
+    major: int
+    minor: int
+    file_mode: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    raw: Mapping[str, Any]
+    bundle: Path
+    oci_version: str
+    root: Path
+    root_readonly: bool
+    process: Process
+    hostname: str | None
+    domainname: str | None
+    mounts: tuple[Mount, ...]
+    namespaces: tuple[Namespace, ...]
+    cgroups_path: str | None
+    resources: Mapping[str, Any]
+    devices: tuple[Device, ...]
+    masked_paths: tuple[str, ...]
+    readonly_paths: tuple[str, ...]
+    rootfs_propagation: str | None
+    sysctl: Mapping[str, str]
+    time_offsets: Mapping[str, Any]
+    annotations: Mapping[str, str]
+
+    def namespace(self, ns_type: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+    def new_namespace(self, ns_type: str) -> bool:
+        ns = self.namespace(ns_type)
+        return ns is not None and ns.path is None
+
+
+def _obj(value: Any, what: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidSpec(f"{what} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidSpec(f"{what} must be an array, got {type(value).__name__}")
+    return value
+
+
+def _strs(value: Any, what: str) -> tuple[str, ...]:
+    items = _list(value, what)
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidSpec(f"{what} must hold strings, got {item!r}")
+    return tuple(items)
+
+
+def _int(value: Any, what: str, default: int | None = None) -> int:
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSpec(f"{what} must be an integer, got {value!r}")
+    return value
+
+
+def parse_process(raw: Any, *, require_args: bool = True) -> Process:
+    """Validate an OCI "process" object (also what `exec --process` passes)."""
+    proc = _obj(raw, "process")
+    args = _strs(proc.get("args"), "process.args")
+    if require_args and not args:
+        raise InvalidSpec("process.args must not be empty")
+    cwd = proc.get("cwd", "/")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise InvalidSpec(f"process.cwd must be an absolute path, got {cwd!r}")
+    env = _strs(proc.get("env"), "process.env")
+    for entry in env:
+        if "=" not in entry:
+            raise InvalidSpec(f"process.env entry {entry!r} is not KEY=VALUE")
+    user_raw = _obj(proc.get("user"), "process.user")
+    if "username" in user_raw and user_raw.get("username"):
+        raise InvalidSpec("process.user.username is Windows-only")
+    umask = user_raw.get("umask")
+    user = User(
+        uid=_int(user_raw.get("uid"), "process.user.uid", 0),
+        gid=_int(user_raw.get("gid"), "process.user.gid", 0),
+        additional_gids=tuple(_int(g, "process.user.additionalGids[]") for g in _list(user_raw.get("additionalGids"), "process.user.additionalGids")),
+        umask=None if umask is None else _int(umask, "process.user.umask"),
+    )
+    caps: Capabilities | None = None
+    if proc.get("capabilities") is not None:
+        c = _obj(proc.get("capabilities"), "process.capabilities")
+        caps = Capabilities(
+            *(_strs(c.get(k), f"process.capabilities.{k}") for k in ("bounding", "effective", "permitted", "inheritable", "ambient"))
+        )
+        from .capabilities import parse_names
+
+        for names in (caps.bounding, caps.effective, caps.permitted, caps.inheritable, caps.ambient):
+            parse_names(names)  # raises InvalidSpec on unknown names
+    rlimits = []
+    for i, r in enumerate(_list(proc.get("rlimits"), "process.rlimits")):
+        r = _obj(r, f"process.rlimits[{i}]")
+        from .rlimits import RLIMITS
+
+        rtype = r.get("type")
+        if rtype not in RLIMITS:
+            raise InvalidSpec(f"process.rlimits[{i}].type: unknown rlimit {rtype!r}")
+        rlimits.append(Rlimit(rtype, _int(r.get("soft"), f"{rtype}.soft"), _int(r.get("hard"), f"{rtype}.hard")))
+    oom = proc.get("oomScoreAdj")
+    if proc.get("consoleSize") is not None and not proc.get("terminal"):
+        log.debug("process.consoleSize ignored without a terminal")
+    return Process(
+        args=args,
+        env=env,
+        cwd=cwd,
+        user=user,
+        capabilities=caps,
+        rlimits=tuple(rlimits),
+        no_new_privileges=bool(proc.get("noNewPrivileges", False)),
+        oom_score_adj=None if oom is None else _int(oom, "process.oomScoreAdj"),
+        terminal=bool(proc.get("terminal", False)),
+    )
+
+
+def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
+    """Validate a parsed config.json; `bundle` anchors a relative root.path."""
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec("config.json must hold a JSON object")
+    oci_version = raw.get("ociVersion")
+    if not isinstance(oci_version, str) or not oci_version.startswith("1."):
+        raise InvalidSpec(f"ociVersion must be a 1.x version, got {oci_version!r}")
+    root_raw = _obj(raw.get("root"), "root")
+    root_path = root_raw.get("path")
+    if not isinstance(root_path, str) or not root_path:
+        raise InvalidSpec("root.path is required")
+    root = Path(root_path) if root_path.startswith("/") else bundle / root_path
+    if not root.is_dir():
+        raise InvalidSpec(f"root.path {str(root)!r} does not exist or is not a directory")
+    process = parse_process(raw.get("process"))
+    if process.terminal:
+        from .errors import Unsupported
+
+        raise Unsupported("process.terminal: consoles are not supported yet")
+
+    mounts = []
+    for i, m in enumerate(_list(raw.get("mounts"), "mounts")):
+        m = _obj(m, f"mounts[{i}]")
+        dest = m.get("destination")
+        if not isinstance(dest, str) or not dest.startswith("/"):
+            raise InvalidSpec(f"mounts[{i}].destination must be an absolute path, got {dest!r}")
+        options = _strs(m.get("options"), f"mounts[{i}].options")
+        mtype = m.get("type") or ("bind" if ("bind" in options or "rbind" in options) else None)
+        if not isinstance(mtype, str):
+            raise InvalidSpec(f"mounts[{i}] ({dest}): type is required unless options hold bind or rbind")
+        source = m.get("source") or mtype
+        if not isinstance(source, str):
+            raise InvalidSpec(f"mounts[{i}] ({dest}): source must be a string")
+        from .mounts import parse_options
+
+        parsed = parse_options(options, where=f"mounts[{i}] ({dest})")
+        if parsed.is_bind and not Path(source).exists():
+            raise InvalidSpec(f"mounts[{i}] ({dest}): bind source {source!r} does not exist")
+        mounts.append(Mount(dest, mtype, source, options))
+
+    linux = _obj(raw.get("linux"), "linux")
+    namespaces = []
+    seen: set[str] = set()
+    for i, ns in enumerate(_list(linux.get("namespaces"), "linux.namespaces")):
+        ns = _obj(ns, f"linux.namespaces[{i}]")
+        ns_type = ns.get("type")
+        if ns_type not in NAMESPACE_TYPES:
+            raise InvalidSpec(f"linux.namespaces[{i}]: unknown namespace type {ns_type!r} (known: {', '.join(NAMESPACE_TYPES)})")
+        if ns_type in seen:
+            raise InvalidSpec(f"linux.namespaces: {ns_type} given twice")
+        seen.add(ns_type)
+        path = ns.get("path") or None
+        if path is not None and (not isinstance(path, str) or not Path(path).exists()):
+            raise InvalidSpec(f"linux.namespaces[{i}] ({ns_type}): path {path!r} does not exist")
+        namespaces.append(Namespace(ns_type, path))
+    if "user" in seen:
+        from .errors import Unsupported
+
+        raise Unsupported("user namespaces are not supported yet")
+
+    hostname = raw.get("hostname") or None
+    domainname = raw.get("domainname") or None
+    uts = next((n for n in namespaces if n.type == "uts"), None)
+    if (hostname or domainname) and (uts is None or uts.path is not None):
+        raise InvalidSpec("hostname/domainname need a new (private) UTS namespace")
+    if "mount" not in seen:
+        raise InvalidSpec("a mount namespace is required (linux.namespaces has no 'mount')")
+
+    devices = []
+    for i, d in enumerate(_list(linux.get("devices"), "linux.devices")):
+        d = _obj(d, f"linux.devices[{i}]")
+        path = d.get("path")
+        if not isinstance(path, str) or not path.startswith("/dev/"):
+            raise InvalidSpec(f"linux.devices[{i}].path must be under /dev, got {path!r}")
+        dtype = d.get("type")
+        if dtype not in ("c", "b", "u", "p"):
+            raise InvalidSpec(f"linux.devices[{i}] ({path}): type must be c, b, u or p, got {dtype!r}")
+        devices.append(
+            Device(
+                path=path,
+                type=dtype,
+                major=_int(d.get("major"), f"{path}.major", 0),
+                minor=_int(d.get("minor"), f"{path}.minor", 0),
+                file_mode=_int(d.get("fileMode"), f"{path}.fileMode", 0o666),
+                uid=_int(d.get("uid"), f"{path}.uid", 0),
+                gid=_int(d.get("gid"), f"{path}.gid", 0),
+            )
+        )
+
+    propagation = linux.get("rootfsPropagation") or None
+    if propagation is not None and propagation not in (
+        "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable",
+    ):
+        raise InvalidSpec(f"linux.rootfsPropagation: unknown value {propagation!r}")
+    sysctl = _obj(linux.get("sysctl"), "linux.sysctl")
+    for key, value in sysctl.items():
+        if not isinstance(value, str):
+            raise InvalidSpec(f"linux.sysctl[{key}] must be a string")
+    cgroups_path = linux.get("cgroupsPath") or None
+    if cgroups_path is not None and not isinstance(cgroups_path, str):
+        raise InvalidSpec("linux.cgroupsPath must be a string")
+    if cgroups_path is not None and ":" in cgroups_path:
+        raise InvalidSpec(f"linux.cgroupsPath {cgroups_path!r}: the systemd cgroup driver is not supported")
+    annotations = _obj(raw.get("annotations"), "annotations")
+
+    return Spec(
+        raw=raw,
+        bundle=bundle,
+        oci_version=oci_version,
+        root=root,
+        root_readonly=bool(root_raw.get("readonly", False)),
+        process=process,
+        hostname=hostname,
+        domainname=domainname,
+        mounts=tuple(mounts),
+        namespaces=tuple(namespaces),
+        cgroups_path=cgroups_path,
+        resources=_obj(linux.get("resources"), "linux.resources"),
+        devices=tuple(devices),
+        masked_paths=_strs(linux.get("maskedPaths"), "linux.maskedPaths"),
+        readonly_paths=_strs(linux.get("readonlyPaths"), "linux.readonlyPaths"),
+        rootfs_propagation=propagation,
+        sysctl=dict(sysctl),
+        time_offsets=_obj(linux.get("timeOffsets"), "linux.timeOffsets"),
+        annotations={str(k): str(v) for k, v in annotations.items()},
+    )
+
+
+def load_spec(bundle: Path) -> Spec:
+    """Read and validate `bundle/config.json`."""
+    path = bundle / "config.json"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidSpec(f"{path} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise InvalidSpec(f"cannot read {path}: {e}") from None
+    return parse_spec(raw, bundle)

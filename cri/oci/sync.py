@@ -1,0 +1,55 @@
+"""The sync pipe between the creator and the init: one JSON message per line, child to parent.
+
+Messages: {"type": "ready"}; {"type": "error", "kind": <OciError subclass name>, "message": ...}.
+The write end is O_CLOEXEC, so a successful exec reads as EOF (used by exec_process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import time
+from typing import Any
+
+from .errors import BY_NAME, InitFailed, OciError
+
+
+def send(fd: int, message: dict[str, Any]) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def send_error(fd: int, exc: BaseException) -> None:
+    kind = type(exc).__name__ if isinstance(exc, OciError) and type(exc).__name__ in BY_NAME else "InitFailed"
+    send(fd, {"type": "error", "kind": kind, "message": str(exc)})
+
+
+def receive(fd: int, timeout: float) -> dict[str, Any] | None:
+    """The next message, or None on EOF. Raises InitFailed on timeout."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise InitFailed("timed out waiting for the container init")
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            if buf:
+                break
+            return None
+        buf += chunk
+    # NOTE: each side sends one message and stops, so no partial second message can be lost here.
+    line = buf.split(b"\n", 1)[0]
+    message: dict[str, Any] = json.loads(line)
+    return message
+
+
+def raise_error(message: dict[str, Any]) -> None:
+    cls = BY_NAME.get(str(message.get("kind")), InitFailed)
+    raise cls(str(message.get("message")))

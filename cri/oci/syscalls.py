@@ -1,0 +1,270 @@
+"""The one seam for privileged system calls.
+
+Every mount, namespace, capability or identity change the executor makes goes through a `Syscalls`
+object. `RealSyscalls` calls libc through ctypes (Python 3.11 has no os.unshare/os.setns);
+`RecordingSyscalls` records the calls so mount plans can be unit-tested without root.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import ctypes
+
+# mount(2) flags (linux/mount.h)
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+PROPAGATION_FLAGS = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
+
+MNT_DETACH = 0x2
+
+# clone/unshare flags
+CLONE_NEWTIME = 0x80
+CLONE_NEWNS = 0x20000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# prctl options
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+@dataclass(frozen=True, slots=True)
+class CapSets:
+    effective: int
+    permitted: int
+    inheritable: int
+
+
+class Syscalls(Protocol):
+    """Privileged calls; each raises OSError with errno on failure."""
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None: ...
+    def umount2(self, target: str, flags: int) -> None: ...
+    def pivot_root(self, new_root: str, put_old: str) -> None: ...
+    def unshare(self, flags: int) -> None: ...
+    def setns(self, fd: int, nstype: int) -> None: ...
+    def sethostname(self, name: str) -> None: ...
+    def setdomainname(self, name: str) -> None: ...
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int: ...
+    def capget(self) -> CapSets: ...
+    def capset(self, caps: CapSets) -> None: ...
+    def mknod(self, path: str, mode: int, device: int) -> None: ...
+
+
+_libc: ctypes.CDLL | None = None
+_cap_types: tuple[Any, Any] | None = None
+
+
+def _lib() -> ctypes.CDLL:
+    # NOTE: ctypes is imported on first use so importing this module (CLI start-up) stays cheap.
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        # "libc.so.6" directly: ctypes.util.find_library forks ldconfig, slow and fork-unsafe.
+        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    return _libc
+
+
+def _caps() -> tuple[Any, Any]:
+    global _cap_types
+    if _cap_types is None:
+        import ctypes
+
+        class CapHeader(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class CapData(ctypes.Structure):
+            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+        _cap_types = (CapHeader, CapData)
+    return _cap_types
+
+
+def _check(result: int, what: str, *args: object) -> int:
+    if result == -1:
+        import ctypes
+
+        err = ctypes.get_errno()
+        detail = " ".join(repr(a) for a in args)
+        raise OSError(err, f"{what}({detail}): {os.strerror(err)}")
+    return result
+
+
+def _b(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+class RealSyscalls:
+    """Calls libc."""
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+        import ctypes
+
+        libc = _lib()
+        _check(
+            libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+            "mount", source, target, fstype, hex(flags), data,
+        )
+
+    def umount2(self, target: str, flags: int) -> None:
+        import ctypes
+
+        _check(_lib().umount2(_b(target), ctypes.c_int(flags)), "umount2", target, flags)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        import ctypes
+
+        # glibc has no pivot_root wrapper; syscall number 155 on x86_64, 41 on aarch64.
+        nr = {"x86_64": 155, "aarch64": 41}[os.uname().machine]
+        _check(_lib().syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root", new_root, put_old)
+
+    def unshare(self, flags: int) -> None:
+        import ctypes
+
+        _check(_lib().unshare(ctypes.c_int(flags)), "unshare", hex(flags))
+
+    def setns(self, fd: int, nstype: int) -> None:
+        import ctypes
+
+        _check(_lib().setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", fd, hex(nstype))
+
+    def sethostname(self, name: str) -> None:
+        import ctypes
+
+        raw = name.encode()
+        _check(_lib().sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname", name)
+
+    def setdomainname(self, name: str) -> None:
+        import ctypes
+
+        raw = name.encode()
+        _check(_lib().setdomainname(raw, ctypes.c_size_t(len(raw))), "setdomainname", name)
+
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+        import ctypes
+
+        args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
+        return _check(_lib().prctl(ctypes.c_int(option), *args), "prctl", option, arg2, arg3)
+
+    def capget(self) -> CapSets:
+        import ctypes
+
+        header_t, data_t = _caps()
+        hdr = header_t(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (data_t * 2)()
+        _check(_lib().capget(ctypes.byref(hdr), ctypes.byref(data)), "capget")
+        return CapSets(
+            effective=data[0].effective | (data[1].effective << 32),
+            permitted=data[0].permitted | (data[1].permitted << 32),
+            inheritable=data[0].inheritable | (data[1].inheritable << 32),
+        )
+
+    def capset(self, caps: CapSets) -> None:
+        import ctypes
+
+        header_t, data_t = _caps()
+        hdr = header_t(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (data_t * 2)()
+        for i, shift in enumerate((0, 32)):
+            data[i].effective = (caps.effective >> shift) & 0xFFFFFFFF
+            data[i].permitted = (caps.permitted >> shift) & 0xFFFFFFFF
+            data[i].inheritable = (caps.inheritable >> shift) & 0xFFFFFFFF
+        _check(_lib().capset(ctypes.byref(hdr), ctypes.byref(data)), "capset", caps)
+
+    def mknod(self, path: str, mode: int, device: int) -> None:
+        os.mknod(path, mode, device)
+
+
+@dataclass(slots=True)
+class RecordingSyscalls:
+    """A fake that records every call as (name, args...) and succeeds, unless told to fail.
+
+    `fail` maps a call name to an errno the call raises (optionally only when `fail_match` is in the
+    arguments), which lets tests drive the fallbacks (mknod EPERM -> bind mount, and so on).
+    """
+
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    fail: dict[str, int] = field(default_factory=dict)
+    caps: CapSets = field(default_factory=lambda: CapSets((1 << 41) - 1, (1 << 41) - 1, 0))
+
+    def _record(self, name: str, *args: Any) -> None:
+        self.calls.append((name, *args))
+        if name in self.fail:
+            raise OSError(self.fail[name], f"{name}: injected failure")
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+        self._record("mount", source, target, fstype, flags, data)
+
+    def umount2(self, target: str, flags: int) -> None:
+        self._record("umount2", target, flags)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        self._record("pivot_root", new_root, put_old)
+
+    def unshare(self, flags: int) -> None:
+        self._record("unshare", flags)
+
+    def setns(self, fd: int, nstype: int) -> None:
+        self._record("setns", fd, nstype)
+
+    def sethostname(self, name: str) -> None:
+        self._record("sethostname", name)
+
+    def setdomainname(self, name: str) -> None:
+        self._record("setdomainname", name)
+
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+        self._record("prctl", option, arg2, arg3, arg4, arg5)
+        return 1 if option == PR_CAPBSET_READ else 0
+
+    def capget(self) -> CapSets:
+        return self.caps
+
+    def capset(self, caps: CapSets) -> None:
+        self._record("capset", caps)
+        self.caps = caps
+
+    def mknod(self, path: str, mode: int, device: int) -> None:
+        self._record("mknod", path, mode, device)
+
+    def mounts(self) -> list[tuple[Any, ...]]:
+        """Just the mount calls, as (source, target, fstype, flags, data)."""
+        return [c[1:] for c in self.calls if c[0] == "mount"]
