@@ -280,7 +280,7 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
     }
     oom = cfg.linux.resources.oom_score_adj
     if oom:
-        process["oomScoreAdj"] = oom
+        process["oomScoreAdj"] = defaults.clamp_oom_score_adj(oom)
     linux: dict[str, Any] = {
         "namespaces": _namespaces(inp),
         "cgroupsPath": inp.cgroups_path,

@@ -83,3 +83,23 @@ def all_capabilities() -> list[str]:
     except OSError:
         last = len(names) - 1
     return [f"CAP_{name}" for name in names[: last + 1]]
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def clamp_oom_score_adj(value: int) -> int:
+    """Without CAP_SYS_RESOURCE the kernel refuses a value below our own: ask for no less.
+
+    (containerd's restrict_oom_score_adj; kubelet asks -998 for the pause container.)
+    """
+    try:
+        with open("/proc/self/status") as f:
+            cap_eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+        if cap_eff & (1 << CAP_SYS_RESOURCE):
+            return value
+        with open("/proc/self/oom_score_adj") as f:
+            own = int(f.read())
+    except (OSError, StopIteration, ValueError):
+        return value
+    return max(value, own)

@@ -69,7 +69,7 @@ def sandbox_spec(inp: SandboxSpecInput) -> dict[str, Any]:
             "cwd": inp.image.working_dir or "/",
             "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
             "noNewPrivileges": True,
-            "oomScoreAdj": SANDBOX_OOM_SCORE_ADJ,
+            "oomScoreAdj": defaults.clamp_oom_score_adj(SANDBOX_OOM_SCORE_ADJ),
         },
         "root": {"path": str(inp.rootfs), "readonly": True},
         "hostname": inp.hostname if opts.network != v1.NODE else "",
