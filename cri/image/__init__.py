@@ -1,0 +1,7 @@
+"""The images domain: pull, store, unpack and remove OCI images (see `service.py`)."""
+
+from cri.image.config import ImageConfig
+from cri.image.reference import parse_reference
+from cri.image.service import Image, ImageService, RegistryAuth
+
+__all__ = ["Image", "ImageConfig", "ImageService", "RegistryAuth", "parse_reference"]

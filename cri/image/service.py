@@ -1,0 +1,266 @@
+"""The images domain's facade: what the gRPC ImageService and the container domain call.
+
+Layout under `<root>/images`:
+    content/sha256/<hex>        blobs: manifests, indexes, configs, compressed layers
+    layers/<chain-id hex>/diff  unpacked layers in overlayfs format (see layers.py)
+and the `image_images` / `image_names` tables in the shared database (see store.py).
+
+Ids: an image's id is its config digest, "sha256:<hex>", as in containerd and Docker. Names are
+canonical: "docker.io/library/busybox:latest", "docker.io/library/busybox@sha256:<hex>".
+
+Concurrency: calls come from the gRPC thread pool. Pulls that resolve to the same digest are
+serialised on a lock for that digest, so the second waits and then finds everything present.
+Everything else is safe to run concurrently (see gc.py for how removal and pulls coexist).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import logging
+import os
+import re
+import stat
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cri.errors import InvalidArgument
+from cri.image import manifest as mf
+from cri.image.config import ImageConfig, image_config
+from cri.image.content import ContentStore
+from cri.image.digest import is_digest
+from cri.image.gc import Leases, collect
+from cri.image.importer import import_layers
+from cri.image.layers import LayerStore
+from cri.image.pull import pull_resolved
+from cri.image.reference import parse_reference
+from cri.image.registry import Credentials, RegistryClient
+from cri.image.store import ImageRecord, ImageStore
+from cri.image.stores import Stores
+from cri.store.db import Database
+
+log = logging.getLogger(__name__)
+
+# crictl prints 13 characters of an id; accept anything from 12 up as a unique prefix.
+_ID_PREFIX_RE = re.compile(r"(?:sha256:)?([0-9a-f]{12,64})")
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    id: str  # "sha256:<config digest hex>"
+    repo_tags: tuple[str, ...]  # canonical "docker.io/library/busybox:latest"
+    repo_digests: tuple[str, ...]  # "docker.io/library/busybox@sha256:<manifest digest>"
+    size: int  # compressed layers + config, like containerd
+    config: ImageConfig
+    pinned: bool
+    chain_ids: tuple[str, ...]  # bottom layer first
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryAuth:
+    """The CRI AuthConfig: username/password, or `auth` ("user:pass" base64), or tokens."""
+
+    username: str = ""
+    password: str = ""
+    auth: str = ""
+    identity_token: str = ""
+    registry_token: str = ""
+
+
+class ImageService:
+    def __init__(
+        self,
+        root: Path,
+        db: Database,
+        mirrors: Mapping[str, Sequence[str]] = {},  # noqa: B006 - read only, never mutated
+        *,
+        layers_in_use: Callable[[], set[str]] = lambda: set(),
+    ) -> None:
+        """`layers_in_use` returns the chain ids (as in `Image.chain_ids`) of layers that
+        containers' root filesystems stack; removal never deletes those."""
+        self._root = root / "images"
+        content = ContentStore(self._root / "content")
+        layers = LayerStore(self._root / "layers")
+        # Nothing can be in flight yet: whatever temporary files exist are from a crash.
+        content.clean_temporary()
+        layers.clean_temporary()
+        self._stores = Stores(ImageStore(db), content, layers, Leases())
+        self._registry = RegistryClient(mirrors)
+        self._layers_in_use = layers_in_use
+        self._locks_guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    # --- pulling and importing -------------------------------------------------------------
+
+    def pull(self, ref: str, auth: RegistryAuth | None = None, *, pinned: bool = False) -> Image:
+        """Pull `ref` (tag or digest) for this host's platform; a no-op when already present."""
+        reference = parse_reference(ref)
+        log.info("pulling %s", reference, extra={"image_ref": str(reference)})
+        with self._registry.session(reference, _credentials(auth)) as session:
+            resolved = session.resolve()
+            with self._digest_lock(resolved.digest):
+                image_id = pull_resolved(self._stores, session, resolved, pinned=pinned)
+        image = self._by_id(image_id)
+        assert image is not None, "a pulled image is recorded before pull_resolved returns"
+        log.info("pulled %s as %s", reference, image_id, extra={"image_id": image_id})
+        return image
+
+    def import_image(
+        self,
+        name: str,
+        layer_tar: Path | Sequence[Path],
+        config: Mapping[str, object],
+        *,
+        pinned: bool,
+    ) -> Image:
+        """Register a locally built image from one layer tar or several (bottom first).
+
+        `config` is the OCI image config document, e.g. `{"config": {"Entrypoint": ["/pause"],
+        "User": "65535:65535"}}`; `rootfs` is computed, `os`/`architecture` default to the host.
+        """
+        tars = [layer_tar] if isinstance(layer_tar, Path) else list(layer_tar)
+        reference = parse_reference(name)
+        image_id = import_layers(self._stores, reference, tars, config, pinned=pinned)
+        image = self._by_id(image_id)
+        assert image is not None
+        return image
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Image | None:
+        """Look up by full id, bare 64-hex id, name, or unique id prefix (12+ hex digits)."""
+        image_id = self._resolve(ref)
+        return self._by_id(image_id) if image_id is not None else None
+
+    def list(self, ref_filter: str | None = None) -> list[Image]:
+        if ref_filter:
+            image = self.get(ref_filter)
+            return [image] if image is not None else []
+        return [_image(r) for r in self._stores.images.all()]
+
+    def layer_dirs(self, image: Image) -> builtins.list[Path]:
+        """The unpacked layer directories, top layer first (overlay lowerdir order)."""
+        return [self._stores.layers.diff_dir(c) for c in reversed(image.chain_ids)]
+
+    def fs_usage(self) -> tuple[int, int]:
+        """(bytes, inodes) used under <root>/images: allocated blocks, hard links counted once."""
+        seen: set[tuple[int, int]] = set()
+        used = 0
+        for st in _walk_lstat(self._root):
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                seen.add(key)
+                used += st.st_blocks * 512
+        return used, len(seen)
+
+    # --- removing --------------------------------------------------------------------------
+
+    def remove(self, ref: str) -> None:
+        """Remove the image `ref` names, with all its names, then collect unneeded data.
+
+        Idempotent: removing an absent image is not an error.
+        """
+        image_id = self._resolve(ref)
+        if image_id is not None:
+            self._stores.images.delete(image_id)
+            log.info("removed image %s (asked as %s)", image_id, ref, extra={"image_id": image_id})
+        s = self._stores
+        collect(s.images, s.content, s.layers, s.leases, self._layers_in_use)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _resolve(self, ref: str) -> str | None:
+        # The order is containerd's (LocalResolve): a full id, then a name, then an id prefix.
+        if not ref:
+            return None
+        if is_digest(ref):
+            return ref
+        try:
+            reference = parse_reference(ref)
+        except InvalidArgument:
+            reference = None
+        if reference is not None:
+            name = reference.repo_digest or reference.repo_tag
+            image_id = self._stores.images.resolve_name(name) if name else None
+            if image_id is not None:
+                return image_id
+        m = _ID_PREFIX_RE.fullmatch(ref)
+        if m is not None:
+            candidates = self._stores.images.ids_with_prefix("sha256:" + m.group(1))
+            if len(candidates) == 1:
+                return candidates[0]
+        return None
+
+    def _by_id(self, image_id: str) -> Image | None:
+        record = self._stores.images.get(image_id)
+        return _image(record) if record is not None else None
+
+    @contextmanager
+    def _digest_lock(self, digest: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock, users = self._locks.get(digest, (threading.Lock(), 0))
+            self._locks[digest] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._locks_guard:
+                lock, users = self._locks[digest]
+                if users == 1:
+                    del self._locks[digest]
+                else:
+                    self._locks[digest] = (lock, users - 1)
+
+
+def _image(record: ImageRecord) -> Image:
+    doc = mf.load_json(record.config.encode(), f"config of {record.id}")
+    return Image(
+        id=record.id,
+        repo_tags=tuple(n for n in record.names if "@" not in n),
+        repo_digests=tuple(n for n in record.names if "@" in n),
+        size=record.size,
+        config=image_config(doc),
+        pinned=record.pinned,
+        chain_ids=record.chain_ids,
+    )
+
+
+def _credentials(auth: RegistryAuth | None) -> Credentials | None:
+    if auth is None:
+        return None
+    username, password = auth.username, auth.password
+    if auth.auth and not username:
+        try:
+            decoded = base64.b64decode(auth.auth, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidArgument("auth is not base64 of 'username:password'") from None
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise InvalidArgument("auth is not base64 of 'username:password'")
+    return Credentials(
+        username=username,
+        password=password,
+        identity_token=auth.identity_token,
+        registry_token=auth.registry_token,
+    )
+
+
+def _walk_lstat(root: Path) -> Iterator[os.stat_result]:
+    stack = [str(root)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except FileNotFoundError:
+            continue  # removed while we walked
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield st
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(entry.path)
