@@ -90,6 +90,8 @@ def create(
         undo.callback(shutil.rmtree, cdir, ignore_errors=True)
         fifo = cdir / "exec.fifo"
         os.mkfifo(fifo, 0o622)
+        # chmod, not the mkfifo mode: our umask would strip the write bits a non-root init needs.
+        os.chmod(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         undo.callback(os.close, fifo_fd)
 
