@@ -29,12 +29,16 @@ def pod_config(api: Any, log_dir: Path, name: str = "") -> Any:
 
 
 def container_config(api: Any, image: str, command: list[str], name: str = "app") -> Any:
+    # kubelet asks for a PID namespace per container unless the pod shares one.
+    namespaces = api.NamespaceOption(pid=api.CONTAINER)
     return api.ContainerConfig(
         metadata=api.ContainerMetadata(name=name),
         image=api.ImageSpec(image=image),
         command=command,
         log_path=f"{name}.log",
         labels={"role": name},
+        linux=api.LinuxContainerConfig(
+            security_context=api.LinuxContainerSecurityContext(namespace_options=namespaces)),
     )
 
 
@@ -327,7 +331,7 @@ def test_bad_input_gets_the_right_status(
     assert (
         code_of(
             lambda: cri.images.PullImage(
-                api.PullImageRequest(image=api.ImageSpec(image="UPPER/case"))
+                api.PullImageRequest(image=api.ImageSpec(image="docker.io/library/BusyBox"))
             )
         )
         == grpc.StatusCode.INVALID_ARGUMENT
