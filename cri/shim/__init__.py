@@ -32,10 +32,11 @@ from cri.shim.errors import (
     ShimStartTimeout,
     ShimUnavailable,
 )
-from cri.shim.protocol import ExitStatus
+from cri.shim.protocol import ExitStatus, ProtocolError
 
 __all__ = [
     "ExitStatus",
+    "ProtocolError",
     "ShimClient",
     "ShimError",
     "ShimRequestError",

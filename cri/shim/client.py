@@ -201,25 +201,30 @@ class ShimClient:
         self.request(ReopenLogRequest())
 
     def request(self, request: Request) -> OkReply:
+        """Send one request and wait for its reply; every failure is a `ShimError`."""
         with self._connect() as sock:
-            sock.sendall(encode_request(request))
-            lines = LineBuffer(MAX_LINE)
-            while True:
-                try:
-                    data = sock.recv(4096)
-                except TimeoutError:
-                    raise ShimError(
-                        f"shim did not answer {request.op} in {self.timeout}s"
-                    ) from None
-                if not data:
-                    raise ShimUnavailable(f"shim closed the connection during {request.op}")
-                replies = lines.feed(data)
-                if replies:
-                    break
-        reply = decode_reply(replies[0])
+            try:
+                sock.sendall(encode_request(request))
+                line = self._read_reply(sock)
+            except TimeoutError:
+                raise ShimError(f"shim did not answer {request.op} in {self.timeout}s") from None
+            except OSError as exc:  # reset or broken pipe: the shim went away mid-request
+                raise ShimUnavailable(f"shim connection lost during {request.op}: {exc}") from exc
+        reply = decode_reply(line)
         if isinstance(reply, ErrorReply):
             raise ShimRequestError(reply.error)
         return reply
+
+    @staticmethod
+    def _read_reply(sock: socket.socket) -> bytes:
+        lines = LineBuffer(MAX_LINE)
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                raise ShimUnavailable("shim closed the connection without replying")
+            replies = lines.feed(data)
+            if replies:
+                return replies[0]
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[socket.socket]:
@@ -231,6 +236,9 @@ class ShimClient:
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise ShimUnavailable(f"no shim listening in {self.state_dir}: {exc}") from exc
+        except OSError as exc:
+            sock.close()
+            raise ShimError(f"cannot connect to the shim in {self.state_dir}: {exc}") from exc
         except BaseException:
             sock.close()
             raise
@@ -239,7 +247,10 @@ class ShimClient:
 
 
 def read_exit_file(state_dir: Path) -> ExitStatus | None:
-    """How the container ended, or None while the shim has not written the exit file."""
+    """How the container ended, or None while the shim has not written the exit file.
+
+    Raises `ProtocolError` (a `ShimError`) if the file is not a valid exit status.
+    """
     try:
         data = (state_dir / EXIT_FILE_NAME).read_bytes()
     except FileNotFoundError:

@@ -25,6 +25,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar
 
+from cri.shim.errors import ShimError
+
 T = TypeVar("T")
 
 # File names inside the state directory; both sides use these.
@@ -39,7 +41,7 @@ RUNTIME_LOG_NAME: Final = "runtime.log"
 MAX_LINE: Final = 64 * 1024
 
 
-class ProtocolError(ValueError):
+class ProtocolError(ShimError, ValueError):
     """A message that is not valid JSON or lacks a required field."""
 
 
