@@ -14,13 +14,11 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-import cri
 from cri.shim.errors import (
     ShimError,
     ShimRequestError,
@@ -48,6 +46,7 @@ from cri.shim.protocol import (
     decode_sync,
     encode_request,
 )
+from cri.subprocesses import helper_env, module_argv
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +67,16 @@ def shim_argv(
     log_path: Path | None = None,
     stdin: bool = False,
     runtime: str | None = None,
-    python: str = sys.executable,
 ) -> list[str]:
     """The command line that starts a shim (the contract of `python -m cri.shim`)."""
-    argv = [
-        python, "-m", "cri.shim",
+    argv = module_argv(
+        "cri.shim",
         "--id", container_id,
         "--bundle", str(bundle),
         "--oci-root", str(oci_root),
         "--state-dir", str(state_dir),
         "--sync-fd", str(sync_fd),
-    ]  # fmt: skip
+    )  # fmt: skip
     if log_path is not None:
         argv += ["--log-path", str(log_path)]
     if stdin:
@@ -130,7 +128,7 @@ def start_shim(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 cwd="/",
-                env=_shim_env(),
+                env=helper_env(),
             )
         finally:
             # Only the shim may hold the write end, or EOF would never come if it dies.
@@ -267,14 +265,6 @@ def read_shim_pid(state_dir: Path) -> int | None:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _shim_env() -> dict[str, str]:
-    """The daemon's environment, with our package importable wherever the daemon was started."""
-    env = dict(os.environ)
-    package_root = str(Path(cri.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 def _remaining(deadline: float) -> float:
