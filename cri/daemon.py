@@ -15,6 +15,7 @@ from cri.container import ContainerService, ContainerStore
 from cri.image import ImageService
 from cri.image_service import ImageServicer
 from cri.paths import Paths
+from cri.recovery import recover
 from cri.runtime_service import RuntimeServicer
 from cri.sandbox import SandboxService, SandboxStore
 from cri.sandbox.builtin_image import register_builtin_pause
@@ -67,12 +68,7 @@ class Daemon:
                             "pods will fail until sandbox_image or pause_binary is set")
             else:
                 register_builtin_pause(self.images, BUILTIN_PAUSE_IMAGE, binary)
-        # Recovery: bring recorded state in line with what survived while we were away.
-        for sandbox in self.sandboxes.list():
-            log.debug("recovered sandbox %s (%s)", sandbox.id, sandbox.status.state)
-        for container in self.containers.list():
-            log.debug("recovered container %s (state %d)", container.id,
-                      container.status.state)
+        recover(self.sandboxes, self.containers)
         self._ready.set()
 
     def serve(self) -> None:

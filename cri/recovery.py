@@ -1,0 +1,37 @@
+"""Start-up recovery: bring the recorded state in line with what survived while we were away.
+
+Assumptions:
+- Shims outlive the daemon. A container whose shim still runs is still ours; one whose shim has
+  finished left its exit status in `<state>/containers/<id>/task/exit`.
+- A pid is ours only if its start time (field 22 of /proc/PID/stat) matches the recorded one:
+  after a reboot, the same pid is someone else.
+- A reboot empties the runtime state dir: every task is gone, so containers become EXITED and
+  sandboxes NOTREADY; kubelet then stops and removes them, which unmounts and deletes the rest.
+- One broken record is logged and left for kubelet to remove; it never stops the daemon.
+
+The gRPC server answers UNAVAILABLE until this has run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cri.container import ContainerService
+from cri.sandbox import SandboxService
+
+log = logging.getLogger(__name__)
+
+
+def recover(sandboxes: SandboxService, containers: ContainerService) -> None:
+    for sandbox in sandboxes.store.list():
+        try:
+            current = sandboxes.get(sandbox.id)
+            log.info("recovered sandbox %s: %s", sandbox.id, current.status.state)
+        except Exception:  # noqa: BLE001 - see the module's assumptions
+            log.exception("sandbox %s could not be recovered", sandbox.id)
+    for container in containers.store.list():
+        try:
+            current = containers.get(container.id)
+            log.info("recovered container %s: state %d", container.id, current.status.state)
+        except Exception:  # noqa: BLE001
+            log.exception("container %s could not be recovered", container.id)
