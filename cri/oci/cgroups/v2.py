@@ -65,7 +65,7 @@ class V2Manager:
             needed.append("hugetlb")
         for key in (resources.get("unified") or {}):
             needed.append(key.split(".", 1)[0])
-        return needed
+        return list(dict.fromkeys(needed))
 
     def create(self, resources: Mapping[str, Any]) -> None:
         needed = self._needed(resources)
