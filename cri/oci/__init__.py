@@ -1,12 +1,12 @@
 """An OCI runtime (runtime-spec 1.x, Linux): a library for the shim and daemon, and a runc-like CLI.
 
-    create(root, id, bundle, stdin=, stdout=, stderr=, pid_file=) -> init pid   (forks; caller single-threaded)
-    start(root, id)                                                          (no fork)
-    state(root, id) -> State
-    kill(root, id, signal, all=False)                                        (no fork)
-    delete(root, id, force=False)                                            (no fork)
-    list_containers(root) -> list[State]
-    exec_process(root, id, process, stdin=, stdout=, stderr=, detach=, pid_file=) -> exit code | pid
+create(root, id, bundle, stdin=, stdout=, stderr=, pid_file=) -> init pid   (forks; caller single-threaded)
+start(root, id)                                                          (no fork)
+state(root, id) -> State
+kill(root, id, signal, all=False)                                        (no fork)
+delete(root, id, force=False)                                            (no fork)
+list_containers(root) -> list[State]
+exec_process(root, id, process, stdin=, stdout=, stderr=, detach=, pid_file=) -> exit code | pid
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .create import create
     from .delete import delete
-    from .errors import ContainerExists, ContainerNotFound, InvalidSpec, InvalidState, OciError, Unsupported
+    from .errors import (
+        ContainerExists,
+        ContainerNotFound,
+        InvalidSpec,
+        InvalidState,
+        OciError,
+        Unsupported,
+    )
     from .exec import exec_process
     from .kill import kill
     from .start import start
@@ -28,10 +35,20 @@ DEFAULT_ROOT = "/run/cri/oci"
 
 #: public name -> defining submodule; loaded on first access so the CLI imports only what it runs.
 _LAZY = {
-    "create": "create", "start": "start", "state": "state", "list_containers": "state",
-    "State": "state", "Status": "state", "kill": "kill", "delete": "delete",
-    "exec_process": "exec", "OciError": "errors", "ContainerNotFound": "errors",
-    "ContainerExists": "errors", "InvalidSpec": "errors", "InvalidState": "errors",
+    "create": "create",
+    "start": "start",
+    "state": "state",
+    "list_containers": "state",
+    "State": "state",
+    "Status": "state",
+    "kill": "kill",
+    "delete": "delete",
+    "exec_process": "exec",
+    "OciError": "errors",
+    "ContainerNotFound": "errors",
+    "ContainerExists": "errors",
+    "InvalidSpec": "errors",
+    "InvalidState": "errors",
     "Unsupported": "errors",
 }
 
@@ -47,7 +64,11 @@ class _Package(_types.ModuleType):
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, _types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+        if (
+            name in _LAZY
+            and isinstance(value, _types.ModuleType)
+            and value.__name__ == f"{__name__}.{name}"
+        ):
             return
         super().__setattr__(name, value)
 
@@ -65,7 +86,20 @@ class _Package(_types.ModuleType):
 _sys.modules[__name__].__class__ = _Package
 
 __all__ = [
-    "DEFAULT_ROOT", "ContainerExists", "ContainerNotFound", "InvalidSpec", "InvalidState", "OciError",
-    "State", "Status", "Unsupported", "create", "delete", "exec_process", "kill", "list_containers",
-    "start", "state",
+    "DEFAULT_ROOT",
+    "ContainerExists",
+    "ContainerNotFound",
+    "InvalidSpec",
+    "InvalidState",
+    "OciError",
+    "State",
+    "Status",
+    "Unsupported",
+    "create",
+    "delete",
+    "exec_process",
+    "kill",
+    "list_containers",
+    "start",
+    "state",
 ]

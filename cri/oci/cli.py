@@ -36,8 +36,16 @@ class Args:
         self.positional: list[str] = []
 
 
-def parse(argv: Sequence[str], valued: set[str], boolean: set[str], repeated: set[str] = frozenset(), *, stop_at_positional: int = -1) -> Args:  # type: ignore[assignment]
-    """Parse --name value / --name=value / -x; after `stop_at_positional` positionals, the rest is positional."""
+def parse(
+    argv: Sequence[str],
+    valued: set[str],
+    boolean: set[str],
+    repeated: frozenset[str] | set[str] = frozenset(),
+    *,
+    stop_at_positional: int = -1,
+) -> Args:
+    """Parse --name value, --name=value, -x; after `stop_at_positional` positionals, the rest
+    is positional."""
     args = Args()
     i = 0
     while i < len(argv):
@@ -85,7 +93,11 @@ def _write_log(path: str | None, fmt: str, level: str, msg: str) -> None:
     import time
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    line = json.dumps({"level": level, "msg": msg, "time": stamp}) if fmt == "json" else f'time="{stamp}" level={level} msg="{msg}"'
+    line = (
+        json.dumps({"level": level, "msg": msg, "time": stamp})
+        if fmt == "json"
+        else f'time="{stamp}" level={level} msg="{msg}"'
+    )
     with open(path, "a") as f:
         f.write(line + "\n")
 
@@ -93,11 +105,17 @@ def _write_log(path: str | None, fmt: str, level: str, msg: str) -> None:
 def _setup_logging(path: str | None, fmt: str, debug: bool) -> None:
     import logging
 
-    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = (
+        logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    )
     if fmt == "json":
-        handler.setFormatter(logging.Formatter('{"level":"%(levelname)s","msg":"%(message)s","time":"%(asctime)s"}'))
+        handler.setFormatter(
+            logging.Formatter('{"level":"%(levelname)s","msg":"%(message)s","time":"%(asctime)s"}')
+        )
     else:
-        handler.setFormatter(logging.Formatter("time=%(asctime)s level=%(levelname)s msg=%(message)s"))
+        handler.setFormatter(
+            logging.Formatter("time=%(asctime)s level=%(levelname)s msg=%(message)s")
+        )
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
@@ -109,7 +127,12 @@ def _state_json(st: Any) -> dict[str, Any]:
 
 
 def run(argv: Sequence[str]) -> int:
-    g = parse(argv, {"root", "log", "log-format", "criu", "rootless"}, {"debug", "systemd-cgroup", "help", "h", "version", "v"}, stop_at_positional=1)
+    g = parse(
+        argv,
+        {"root", "log", "log-format", "criu", "rootless"},
+        {"debug", "systemd-cgroup", "help", "h", "version", "v"},
+        stop_at_positional=1,
+    )
     if "version" in g.flags or "v" in g.flags:
         print("cri-oci version 0.1.0\nspec: 1.0.2")
         return 0
@@ -148,7 +171,11 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
     if command == "create":
         from .create import create
 
-        a = parse(rest, {"bundle", "b", "pid-file", "console-socket", "preserve-fds"}, {"no-pivot", "no-new-keyring"})
+        a = parse(
+            rest,
+            {"bundle", "b", "pid-file", "console-socket", "preserve-fds"},
+            {"no-pivot", "no-new-keyring"},
+        )
         cid = _one_id(a, command)
         if "console-socket" in a.values:
             from .errors import Unsupported
@@ -156,7 +183,15 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
             raise Unsupported("--console-socket: terminals are not supported yet")
         bundle = Path(a.values.get("bundle") or a.values.get("b") or ".")
         pid_file = a.values.get("pid-file")
-        create(root, cid, bundle, stdin=0, stdout=1, stderr=2, pid_file=Path(pid_file) if pid_file else None)
+        create(
+            root,
+            cid,
+            bundle,
+            stdin=0,
+            stdout=1,
+            stderr=2,
+            pid_file=Path(pid_file) if pid_file else None,
+        )
         return 0
     if command == "start":
         from .start import start
@@ -199,7 +234,9 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
             print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} {'BUNDLE':<40} {'CREATED':<32} OWNER")
             for st in states:
                 pid = st.pid if st.status.value != "stopped" else 0
-                print(f"{st.id:<20} {pid:<8} {st.status.value:<10} {st.bundle:<40} {st.created:<32} root")
+                print(
+                    f"{st.id:<20} {pid:<8} {st.status.value:<10} {st.bundle:<40} {st.created:<32} root"
+                )
         return 0
     if command == "ps":
         from . import cgroups
@@ -226,7 +263,18 @@ def _exec(rest: list[str], root: Path) -> int:
 
     a = parse(
         rest,
-        {"process", "p", "pid-file", "cwd", "user", "u", "console-socket", "process-label", "apparmor", "preserve-fds"},
+        {
+            "process",
+            "p",
+            "pid-file",
+            "cwd",
+            "user",
+            "u",
+            "console-socket",
+            "process-label",
+            "apparmor",
+            "preserve-fds",
+        },
         {"detach", "d", "tty", "t", "no-new-privs"},
         {"env", "e", "cap", "c"},
         stop_at_positional=1,
@@ -264,10 +312,21 @@ def _exec(rest: list[str], root: Path) -> int:
         caps = a.lists.get("cap", []) + a.lists.get("c", [])
         if caps and proc.get("capabilities"):
             for key in ("bounding", "effective", "permitted", "inheritable", "ambient"):
-                proc["capabilities"][key] = sorted(set(proc["capabilities"].get(key) or []) | set(caps))
+                proc["capabilities"][key] = sorted(
+                    set(proc["capabilities"].get(key) or []) | set(caps)
+                )
     pid_file = a.values.get("pid-file")
     detach = bool({"detach", "d"} & a.flags)
-    code = exec_process(root, cid, proc, stdin=0, stdout=1, stderr=2, detach=detach, pid_file=Path(pid_file) if pid_file else None)
+    code = exec_process(
+        root,
+        cid,
+        proc,
+        stdin=0,
+        stdout=1,
+        stderr=2,
+        detach=detach,
+        pid_file=Path(pid_file) if pid_file else None,
+    )
     return 0 if detach else code
 
 

@@ -19,11 +19,11 @@ import signal
 from pathlib import Path
 
 from . import cgroups, namespaces, sync
-from .state import Record, container_dir, now_rfc3339, proc_stat, save
 from .devices import DEFAULT_ALLOW_RULES
 from .errors import ContainerExists, InitFailed
 from .init import InitContext, run
 from .spec import Spec, load_spec
+from .state import Record, container_dir, now_rfc3339, proc_stat, save
 from .syscalls import RealSyscalls, Syscalls
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,18 @@ READY_TIMEOUT = 60.0
 def _resources_with_devices(spec: Spec) -> dict[str, object]:
     """The spec's resources plus runc's default device allow-list and the spec's own devices."""
     resources = dict(spec.resources)
-    rules = list(resources.get("devices") or [])  # type: ignore[call-overload]
+    rules: list[object] = list(spec.resources.get("devices") or [])
     rules += list(DEFAULT_ALLOW_RULES)
     for d in spec.devices:
-        rules.append({"allow": True, "type": "c" if d.type == "u" else d.type, "major": d.major, "minor": d.minor, "access": "rwm"})
+        rules.append(
+            {
+                "allow": True,
+                "type": "c" if d.type == "u" else d.type,
+                "major": d.major,
+                "minor": d.minor,
+                "access": "rwm",
+            }
+        )
     if spec.resources.get("devices") is not None or spec.devices:
         resources["devices"] = rules
     return resources
@@ -51,7 +59,9 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def _open_stdio(fds: tuple[int | None, int | None, int | None], undo: contextlib.ExitStack) -> tuple[int, int, int]:
+def _open_stdio(
+    fds: tuple[int | None, int | None, int | None], undo: contextlib.ExitStack
+) -> tuple[int, int, int]:
     result = []
     null: int | None = None
     for fd in fds:
@@ -110,7 +120,9 @@ def create(
             with namespaces.for_children(sys, spec.namespaces, spec.time_offsets):
                 pid = os.fork()
                 if pid == 0:
-                    _child(InitContext(spec, sys, write_fd, fifo_fd, stdio, cgroup, join_fds), read_fd)
+                    _child(
+                        InitContext(spec, sys, write_fd, fifo_fd, stdio, cgroup, join_fds), read_fd
+                    )
         finally:
             os.close(write_fd)
         undo.callback(_reap, pid)
@@ -151,7 +163,9 @@ def create(
             if fd != (stdin, stdout, stderr)[i] and fd not in (stdin, stdout, stderr):
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        log.info("created container %s pid %d", container_id, pid, extra={"container_id": container_id})
+        log.info(
+            "created container %s pid %d", container_id, pid, extra={"container_id": container_id}
+        )
         return pid
     raise AssertionError("unreachable")
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from . import cgroups
-from .state import Record, Status, container_dir, init_alive, load, status_of
 from .errors import InvalidState, OciError
 from .kill import signal_all, signal_init
+from .state import Record, Status, container_dir, init_alive, load, status_of
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ def delete(root: Path, container_id: str, *, force: bool = False) -> None:
     record = load(root, container_id)
     status = status_of(root, record)
     if status in (Status.RUNNING, Status.PAUSED) and not force:
-        raise InvalidState(f"cannot delete container {container_id!r} that is {status.value} (use force)")
+        raise InvalidState(
+            f"cannot delete container {container_id!r} that is {status.value} (use force)"
+        )
     # A created container is killed without --force, as runc does.
     if status is not Status.STOPPED:
         signal_init(record, signal.SIGKILL)
@@ -41,7 +43,9 @@ def delete(root: Path, container_id: str, *, force: bool = False) -> None:
     while manager.pids():
         signal_all(record, signal.SIGKILL)
         if time.monotonic() > deadline:
-            raise OciError(f"container {container_id!r}: processes survive SIGKILL: {manager.pids()}")
+            raise OciError(
+                f"container {container_id!r}: processes survive SIGKILL: {manager.pids()}"
+            )
         time.sleep(0.01)
     manager.destroy()
     shutil.rmtree(container_dir(root, container_id), ignore_errors=True)

@@ -46,7 +46,9 @@ DEFAULT_ALLOW_RULES = (
 _KIND = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def create_devices(sys: Syscalls, rootfs: str, devices: Iterable[Device], *, with_defaults: bool = True) -> None:
+def create_devices(
+    sys: Syscalls, rootfs: str, devices: Iterable[Device], *, with_defaults: bool = True
+) -> None:
     old_umask = os.umask(0)  # the modes are the spec's, not filtered by our umask
     try:
         wanted = list(DEFAULT_DEVICES if with_defaults else ()) + [d for d in devices]

@@ -42,5 +42,13 @@ class InitFailed(OciError):
 #: Error classes the init may name over the sync pipe, so the creator re-raises the same type.
 BY_NAME: dict[str, type[OciError]] = {
     cls.__name__: cls
-    for cls in (OciError, ContainerNotFound, ContainerExists, InvalidSpec, InvalidState, Unsupported, InitFailed)
+    for cls in (
+        OciError,
+        ContainerNotFound,
+        ContainerExists,
+        InvalidSpec,
+        InvalidState,
+        Unsupported,
+        InitFailed,
+    )
 }

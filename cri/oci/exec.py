@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from . import cgroups, namespaces, process, sync
-from .state import Status, load, status_of
 from .errors import InvalidState
 from .init import PreparedProcess, process_steps, run_steps
 from .spec import parse_process
+from .state import Status, load, status_of
 from .syscalls import PR_SET_PDEATHSIG, RealSyscalls, Syscalls
 
 log = logging.getLogger(__name__)

@@ -79,7 +79,9 @@ def process_steps(sys: Syscalls, proc: Process, out: PreparedProcess) -> list[St
         ("rlimits", lambda: rlimits.apply(proc.rlimits)),
     ]
     if proc.no_new_privileges:
-        steps.append(("no_new_privileges", lambda: None if sys.prctl(PR_SET_NO_NEW_PRIVS, 1) else None))
+        steps.append(
+            ("no_new_privileges", lambda: None if sys.prctl(PR_SET_NO_NEW_PRIVS, 1) else None)
+        )
     if caps is not None:
         steps.append(("capabilities bounding set", lambda: capabilities.drop_bounding(sys, caps)))
     steps.append(("user", lambda: users.change_identity(sys, proc.user)))
@@ -110,7 +112,9 @@ def _mount_context(ctx: InitContext) -> mounts.MountContext:
         rootfs=str(spec.root),
         host_network=spec.namespace("network") is None,
         new_cgroupns=spec.new_namespace("cgroup"),
-        cgroup_v1=[(d, name) for name, d in paths.items() if name] if ctx.cgroup.version == 1 else [],
+        cgroup_v1=[(d, name) for name, d in paths.items() if name]
+        if ctx.cgroup.version == 1
+        else [],
         cgroup_v2=paths[""] if ctx.cgroup.version == 2 else None,
     )
 
@@ -120,16 +124,23 @@ def container_steps(ctx: InitContext) -> list[Step]:
     spec, sys = ctx.spec, ctx.sys
     root = os.path.realpath(spec.root)
     mctx = _mount_context(ctx)
-    mctx = mounts.MountContext(root, mctx.host_network, mctx.new_cgroupns, mctx.cgroup_v1, mctx.cgroup_v2)
+    mctx = mounts.MountContext(
+        root, mctx.host_network, mctx.new_cgroupns, mctx.cgroup_v1, mctx.cgroup_v2
+    )
     flags = namespaces.unshare_flags(spec.namespaces)
-    dev_is_bind = any(m.destination.rstrip("/") == "/dev" and mounts.parse_options(m.options).is_bind for m in spec.mounts)
+    dev_is_bind = any(
+        m.destination.rstrip("/") == "/dev" and mounts.parse_options(m.options).is_bind
+        for m in spec.mounts
+    )
 
     def spec_mounts() -> None:
         for m in spec.mounts:
             try:
                 mounts.mount_one(sys, m, mctx)
             except OSError as e:
-                raise OSError(e.errno, f"mount {m.source} on {m.destination} ({m.type}): {e.strerror or e}") from e
+                raise OSError(
+                    e.errno, f"mount {m.source} on {m.destination} ({m.type}): {e.strerror or e}"
+                ) from e
 
     def make_devices() -> None:
         if not dev_is_bind:

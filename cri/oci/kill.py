@@ -9,8 +9,8 @@ import signal as _signal
 from pathlib import Path
 
 from . import cgroups
-from .state import Record, Status, init_alive, load, status_of
 from .errors import InvalidState
+from .state import Record, Status, init_alive, load, status_of
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ def kill(root: Path, container_id: str, signal: int, *, all: bool = False) -> No
     status = status_of(root, record)
     if status is Status.STOPPED and not all:
         raise InvalidState(f"container {container_id!r} is not running")
-    log.info("kill %s signal %d all=%s", container_id, signal, all, extra={"container_id": container_id})
+    log.info(
+        "kill %s signal %d all=%s", container_id, signal, all, extra={"container_id": container_id}
+    )
     if all:
         signal_all(record, signal)
         signal_init(record, signal)

@@ -28,28 +28,45 @@ log = logging.getLogger(__name__)
 
 # option -> (set flags, clear flags)
 _FLAGS: dict[str, tuple[int, int]] = {
-    "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY),
-    "nosuid": (sc.MS_NOSUID, 0), "suid": (0, sc.MS_NOSUID),
-    "nodev": (sc.MS_NODEV, 0), "dev": (0, sc.MS_NODEV),
-    "noexec": (sc.MS_NOEXEC, 0), "exec": (0, sc.MS_NOEXEC),
-    "sync": (sc.MS_SYNCHRONOUS, 0), "async": (0, sc.MS_SYNCHRONOUS),
+    "ro": (sc.MS_RDONLY, 0),
+    "rw": (0, sc.MS_RDONLY),
+    "nosuid": (sc.MS_NOSUID, 0),
+    "suid": (0, sc.MS_NOSUID),
+    "nodev": (sc.MS_NODEV, 0),
+    "dev": (0, sc.MS_NODEV),
+    "noexec": (sc.MS_NOEXEC, 0),
+    "exec": (0, sc.MS_NOEXEC),
+    "sync": (sc.MS_SYNCHRONOUS, 0),
+    "async": (0, sc.MS_SYNCHRONOUS),
     "dirsync": (sc.MS_DIRSYNC, 0),
     "remount": (sc.MS_REMOUNT, 0),
-    "mand": (sc.MS_MANDLOCK, 0), "nomand": (0, sc.MS_MANDLOCK),
-    "noatime": (sc.MS_NOATIME, 0), "atime": (0, sc.MS_NOATIME),
-    "nodiratime": (sc.MS_NODIRATIME, 0), "diratime": (0, sc.MS_NODIRATIME),
-    "relatime": (sc.MS_RELATIME, 0), "norelatime": (0, sc.MS_RELATIME),
-    "strictatime": (sc.MS_STRICTATIME, 0), "nostrictatime": (0, sc.MS_STRICTATIME),
-    "lazytime": (sc.MS_LAZYTIME, 0), "nolazytime": (0, sc.MS_LAZYTIME),
-    "silent": (sc.MS_SILENT, 0), "loud": (0, sc.MS_SILENT),
+    "mand": (sc.MS_MANDLOCK, 0),
+    "nomand": (0, sc.MS_MANDLOCK),
+    "noatime": (sc.MS_NOATIME, 0),
+    "atime": (0, sc.MS_NOATIME),
+    "nodiratime": (sc.MS_NODIRATIME, 0),
+    "diratime": (0, sc.MS_NODIRATIME),
+    "relatime": (sc.MS_RELATIME, 0),
+    "norelatime": (0, sc.MS_RELATIME),
+    "strictatime": (sc.MS_STRICTATIME, 0),
+    "nostrictatime": (0, sc.MS_STRICTATIME),
+    "lazytime": (sc.MS_LAZYTIME, 0),
+    "nolazytime": (0, sc.MS_LAZYTIME),
+    "silent": (sc.MS_SILENT, 0),
+    "loud": (0, sc.MS_SILENT),
     "nosymfollow": (sc.MS_NOSYMFOLLOW, 0),
-    "bind": (sc.MS_BIND, 0), "rbind": (sc.MS_BIND | sc.MS_REC, 0),
+    "bind": (sc.MS_BIND, 0),
+    "rbind": (sc.MS_BIND | sc.MS_REC, 0),
 }
 _PROPAGATION = {
-    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
-    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
-    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
-    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+    "private": sc.MS_PRIVATE,
+    "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED,
+    "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE,
+    "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE,
+    "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
 # Accepted and ignored: runc extensions and options meant for other runtimes.
 _IGNORED = {"tmpcopyup", "defaults"}
@@ -93,7 +110,9 @@ def parse_options(options: Iterable[str], *, where: str = "mount") -> Options:
 def statvfs_flags(path: str) -> int:
     """The MS_* flags a path's mount has now, to keep them on a bind remount (ST_* == MS_* bits)."""
     f = os.statvfs(path).f_flag
-    keep = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME | sc.MS_RDONLY
+    keep = (
+        sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME | sc.MS_RDONLY
+    )
     flags = f & keep
     if f & 4096:  # ST_RELATIME
         flags |= sc.MS_RELATIME
@@ -152,7 +171,12 @@ def mount_one(sys: Syscalls, m: Mount, ctx: MountContext) -> None:
         except OSError as e:
             # mqueue in the host IPC namespace / sysfs in a foreign netns: fall back to a bind, as runc.
             if e.errno == 1 and m.type in ("mqueue", "sysfs"):
-                log.info("mount %s on %s failed (%s); binding the host's instead", m.type, m.destination, e)
+                log.info(
+                    "mount %s on %s failed (%s); binding the host's instead",
+                    m.type,
+                    m.destination,
+                    e,
+                )
                 _bind(sys, "/dev/mqueue" if m.type == "mqueue" else "/sys", dest, opts, rec=True)
             else:
                 raise
@@ -203,4 +227,10 @@ def readonly_paths(sys: Syscalls, paths: Iterable[str], root: str = "/") -> None
             continue
         sys.mount(target, target, None, sc.MS_BIND | sc.MS_REC, None)
         flags = statvfs_flags(target)
-        sys.mount(target, target, None, flags | sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC, None)
+        sys.mount(
+            target,
+            target,
+            None,
+            flags | sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC,
+            None,
+        )

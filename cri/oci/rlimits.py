@@ -11,10 +11,22 @@ from .spec import Rlimit
 log = logging.getLogger(__name__)
 
 RLIMITS = {
-    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
-    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
-    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
-    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+    "RLIMIT_CPU": 0,
+    "RLIMIT_FSIZE": 1,
+    "RLIMIT_DATA": 2,
+    "RLIMIT_STACK": 3,
+    "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5,
+    "RLIMIT_NPROC": 6,
+    "RLIMIT_NOFILE": 7,
+    "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10,
+    "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14,
+    "RLIMIT_RTTIME": 15,
 }
 _INFINITY = 2**64 - 1
 
@@ -36,7 +48,23 @@ def apply(rlimits: Iterable[Rlimit]) -> None:
             resource.setrlimit(which, (soft, hard))
         except (ValueError, OSError) as e:
             _, cur_hard = resource.getrlimit(which)
-            new_hard = hard if cur_hard == resource.RLIM_INFINITY else (cur_hard if hard == resource.RLIM_INFINITY else min(hard, cur_hard))
-            new_soft = soft if new_hard == resource.RLIM_INFINITY else (new_hard if soft == resource.RLIM_INFINITY else min(soft, new_hard))
-            log.warning("%s: cannot set soft=%s hard=%s (%s); clamped to soft=%s hard=%s", r.type, r.soft, r.hard, e, new_soft, new_hard)
+            new_hard = (
+                hard
+                if cur_hard == resource.RLIM_INFINITY
+                else (cur_hard if hard == resource.RLIM_INFINITY else min(hard, cur_hard))
+            )
+            new_soft = (
+                soft
+                if new_hard == resource.RLIM_INFINITY
+                else (new_hard if soft == resource.RLIM_INFINITY else min(soft, new_hard))
+            )
+            log.warning(
+                "%s: cannot set soft=%s hard=%s (%s); clamped to soft=%s hard=%s",
+                r.type,
+                r.soft,
+                r.hard,
+                e,
+                new_soft,
+                new_hard,
+            )
             resource.setrlimit(which, (new_soft, new_hard))

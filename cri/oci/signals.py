@@ -22,7 +22,7 @@ def parse_signal(text: str | int) -> int:
     # SIGRTMIN+n / SIGRTMAX-n as in kill(1)
     for base, sign in (("SIGRTMIN", 1), ("SIGRTMAX", -1)):
         if name.startswith(base):
-            rest = name[len(base):]
+            rest = name[len(base) :]
             offset = int(rest[1:]) if rest[:1] in "+-" and rest[1:].isdigit() else 0
             if rest and not (rest[:1] in "+-" and rest[1:].isdigit()):
                 break

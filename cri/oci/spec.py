@@ -168,18 +168,30 @@ def parse_process(raw: Any, *, require_args: bool = True) -> Process:
     user = User(
         uid=_int(user_raw.get("uid"), "process.user.uid", 0),
         gid=_int(user_raw.get("gid"), "process.user.gid", 0),
-        additional_gids=tuple(_int(g, "process.user.additionalGids[]") for g in _list(user_raw.get("additionalGids"), "process.user.additionalGids")),
+        additional_gids=tuple(
+            _int(g, "process.user.additionalGids[]")
+            for g in _list(user_raw.get("additionalGids"), "process.user.additionalGids")
+        ),
         umask=None if umask is None else _int(umask, "process.user.umask"),
     )
     caps: Capabilities | None = None
     if proc.get("capabilities") is not None:
         c = _obj(proc.get("capabilities"), "process.capabilities")
         caps = Capabilities(
-            *(_strs(c.get(k), f"process.capabilities.{k}") for k in ("bounding", "effective", "permitted", "inheritable", "ambient"))
+            *(
+                _strs(c.get(k), f"process.capabilities.{k}")
+                for k in ("bounding", "effective", "permitted", "inheritable", "ambient")
+            )
         )
         from .capabilities import parse_names
 
-        for names in (caps.bounding, caps.effective, caps.permitted, caps.inheritable, caps.ambient):
+        for names in (
+            caps.bounding,
+            caps.effective,
+            caps.permitted,
+            caps.inheritable,
+            caps.ambient,
+        ):
             parse_names(names)  # raises InvalidSpec on unknown names
     rlimits = []
     for i, r in enumerate(_list(proc.get("rlimits"), "process.rlimits")):
@@ -189,7 +201,11 @@ def parse_process(raw: Any, *, require_args: bool = True) -> Process:
         rtype = r.get("type")
         if rtype not in RLIMITS:
             raise InvalidSpec(f"process.rlimits[{i}].type: unknown rlimit {rtype!r}")
-        rlimits.append(Rlimit(rtype, _int(r.get("soft"), f"{rtype}.soft"), _int(r.get("hard"), f"{rtype}.hard")))
+        rlimits.append(
+            Rlimit(
+                rtype, _int(r.get("soft"), f"{rtype}.soft"), _int(r.get("hard"), f"{rtype}.hard")
+            )
+        )
     oom = proc.get("oomScoreAdj")
     if proc.get("consoleSize") is not None and not proc.get("terminal"):
         log.debug("process.consoleSize ignored without a terminal")
@@ -235,7 +251,9 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
         options = _strs(m.get("options"), f"mounts[{i}].options")
         mtype = m.get("type") or ("bind" if ("bind" in options or "rbind" in options) else None)
         if not isinstance(mtype, str):
-            raise InvalidSpec(f"mounts[{i}] ({dest}): type is required unless options hold bind or rbind")
+            raise InvalidSpec(
+                f"mounts[{i}] ({dest}): type is required unless options hold bind or rbind"
+            )
         source = m.get("source") or mtype
         if not isinstance(source, str):
             raise InvalidSpec(f"mounts[{i}] ({dest}): source must be a string")
@@ -253,7 +271,9 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
         ns = _obj(ns, f"linux.namespaces[{i}]")
         ns_type = ns.get("type")
         if ns_type not in NAMESPACE_TYPES:
-            raise InvalidSpec(f"linux.namespaces[{i}]: unknown namespace type {ns_type!r} (known: {', '.join(NAMESPACE_TYPES)})")
+            raise InvalidSpec(
+                f"linux.namespaces[{i}]: unknown namespace type {ns_type!r} (known: {', '.join(NAMESPACE_TYPES)})"
+            )
         if ns_type in seen:
             raise InvalidSpec(f"linux.namespaces: {ns_type} given twice")
         seen.add(ns_type)
@@ -282,7 +302,9 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
             raise InvalidSpec(f"linux.devices[{i}].path must be under /dev, got {path!r}")
         dtype = d.get("type")
         if dtype not in ("c", "b", "u", "p"):
-            raise InvalidSpec(f"linux.devices[{i}] ({path}): type must be c, b, u or p, got {dtype!r}")
+            raise InvalidSpec(
+                f"linux.devices[{i}] ({path}): type must be c, b, u or p, got {dtype!r}"
+            )
         devices.append(
             Device(
                 path=path,
@@ -297,7 +319,14 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
 
     propagation = linux.get("rootfsPropagation") or None
     if propagation is not None and propagation not in (
-        "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable",
+        "private",
+        "rprivate",
+        "slave",
+        "rslave",
+        "shared",
+        "rshared",
+        "unbindable",
+        "runbindable",
     ):
         raise InvalidSpec(f"linux.rootfsPropagation: unknown value {propagation!r}")
     sysctl = _obj(linux.get("sysctl"), "linux.sysctl")
@@ -308,7 +337,9 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
     if cgroups_path is not None and not isinstance(cgroups_path, str):
         raise InvalidSpec("linux.cgroupsPath must be a string")
     if cgroups_path is not None and ":" in cgroups_path:
-        raise InvalidSpec(f"linux.cgroupsPath {cgroups_path!r}: the systemd cgroup driver is not supported")
+        raise InvalidSpec(
+            f"linux.cgroupsPath {cgroups_path!r}: the systemd cgroup driver is not supported"
+        )
     annotations = _obj(raw.get("annotations"), "annotations")
 
     return Spec(

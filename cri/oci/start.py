@@ -12,8 +12,8 @@ import select
 import time
 from pathlib import Path
 
-from .state import Status, container_dir, init_alive, load, status_of
 from .errors import InvalidState, OciError
+from .state import Status, container_dir, init_alive, load, status_of
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,11 @@ def send(fd: int, message: dict[str, Any]) -> None:
 
 
 def send_error(fd: int, exc: BaseException) -> None:
-    kind = type(exc).__name__ if isinstance(exc, OciError) and type(exc).__name__ in BY_NAME else "InitFailed"
+    kind = (
+        type(exc).__name__
+        if isinstance(exc, OciError) and type(exc).__name__ in BY_NAME
+        else "InitFailed"
+    )
     send(fd, {"type": "error", "kind": kind, "message": str(exc)})
 
 

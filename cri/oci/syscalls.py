@@ -75,14 +75,18 @@ class CapSets:
 class Syscalls(Protocol):
     """Privileged calls; each raises OSError with errno on failure."""
 
-    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None: ...
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+    ) -> None: ...
     def umount2(self, target: str, flags: int) -> None: ...
     def pivot_root(self, new_root: str, put_old: str) -> None: ...
     def unshare(self, flags: int) -> None: ...
     def setns(self, fd: int, nstype: int) -> None: ...
     def sethostname(self, name: str) -> None: ...
     def setdomainname(self, name: str) -> None: ...
-    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int: ...
+    def prctl(
+        self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0
+    ) -> int: ...
     def capget(self) -> CapSets: ...
     def capset(self, caps: CapSets) -> None: ...
     def mknod(self, path: str, mode: int, device: int) -> None: ...
@@ -112,7 +116,11 @@ def _caps() -> tuple[Any, Any]:
             _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
         class CapData(ctypes.Structure):
-            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+            _fields_ = [
+                ("effective", ctypes.c_uint32),
+                ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32),
+            ]
 
         _cap_types = (CapHeader, CapData)
     return _cap_types
@@ -135,13 +143,20 @@ def _b(value: str | None) -> bytes | None:
 class RealSyscalls:
     """Calls libc."""
 
-    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+    ) -> None:
         import ctypes
 
         libc = _lib()
         _check(
             libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
-            "mount", source, target, fstype, hex(flags), data,
+            "mount",
+            source,
+            target,
+            fstype,
+            hex(flags),
+            data,
         )
 
     def umount2(self, target: str, flags: int) -> None:
@@ -154,7 +169,12 @@ class RealSyscalls:
 
         # glibc has no pivot_root wrapper; syscall number 155 on x86_64, 41 on aarch64.
         nr = {"x86_64": 155, "aarch64": 41}[os.uname().machine]
-        _check(_lib().syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root", new_root, put_old)
+        _check(
+            _lib().syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)),
+            "pivot_root",
+            new_root,
+            put_old,
+        )
 
     def unshare(self, flags: int) -> None:
         import ctypes
@@ -230,7 +250,9 @@ class RecordingSyscalls:
         if name in self.fail:
             raise OSError(self.fail[name], f"{name}: injected failure")
 
-    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+    ) -> None:
         self._record("mount", source, target, fstype, flags, data)
 
     def umount2(self, target: str, flags: int) -> None:

@@ -34,13 +34,24 @@ def parse(mountinfo: str, root: str = CGROUP_ROOT) -> Layout:
         if "-" not in fields:
             continue
         sep = fields.index("-")
-        point, fstype, super_opts = fields[4], fields[sep + 1], fields[sep + 3] if len(fields) > sep + 3 else ""
+        point, fstype, super_opts = (
+            fields[4],
+            fields[sep + 1],
+            fields[sep + 3] if len(fields) > sep + 3 else "",
+        )
         if point == root:
             root_type = fstype
         if fstype == "cgroup2" and (point == root or point.startswith(root + "/")):
             unified = point
         elif fstype == "cgroup" and point.startswith(root + "/"):
-            ctrls = frozenset(o for o in super_opts.split(",") if o not in ("rw", "ro") and not o.startswith(("release_agent=", "clone_children", "xattr", "noprefix", "cpuset_v2_mode")))
+            ctrls = frozenset(
+                o
+                for o in super_opts.split(",")
+                if o not in ("rw", "ro")
+                and not o.startswith(
+                    ("release_agent=", "clone_children", "xattr", "noprefix", "cpuset_v2_mode")
+                )
+            )
             hierarchies.append(Hierarchy(point.rsplit("/", 1)[1], point, ctrls))
     if root_type == "cgroup2":
         return Layout("v2", (), root)

@@ -35,7 +35,9 @@ def _dev(rule: Mapping[str, Any]) -> str:
 class V1Manager:
     version = 1
 
-    def __init__(self, hierarchies: Sequence[Hierarchy], path: str, write: Writer = fs.write) -> None:
+    def __init__(
+        self, hierarchies: Sequence[Hierarchy], path: str, write: Writer = fs.write
+    ) -> None:
         self._path = path
         self._hier = list(hierarchies)
         self._write = write
@@ -95,9 +97,16 @@ class V1Manager:
         if mem:
             limit, swap = mem.get("limit"), mem.get("swap")
             memsw_dir = self._dir_for("memory")
-            has_memsw = memsw_dir is not None and os.path.exists(os.path.join(memsw_dir, "memory.memsw.limit_in_bytes"))
+            has_memsw = memsw_dir is not None and os.path.exists(
+                os.path.join(memsw_dir, "memory.memsw.limit_in_bytes")
+            )
             # NOTE: memsw must stay >= limit at every moment: raise memsw first when growing.
-            if swap is not None and has_memsw and limit is not None and (swap == -1 or swap >= limit):
+            if (
+                swap is not None
+                and has_memsw
+                and limit is not None
+                and (swap == -1 or swap >= limit)
+            ):
                 self._set("memory", "memory.memsw.limit_in_bytes", swap)
                 self._set("memory", "memory.limit_in_bytes", limit)
             else:
@@ -156,7 +165,9 @@ class V1Manager:
         devices = resources.get("devices")
         if devices is not None and self._dir_for("devices") is not None:
             for rule in devices:
-                self._set("devices", "devices.allow" if rule.get("allow") else "devices.deny", _dev(rule))
+                self._set(
+                    "devices", "devices.allow" if rule.get("allow") else "devices.deny", _dev(rule)
+                )
 
     def add(self, pid: int) -> None:
         for d in self._dirs.values():

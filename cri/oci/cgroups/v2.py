@@ -63,7 +63,7 @@ class V2Manager:
             needed.append("io")
         if resources.get("hugepageLimits"):
             needed.append("hugetlb")
-        for key in (resources.get("unified") or {}):
+        for key in resources.get("unified") or {}:
             needed.append(key.split(".", 1)[0])
         return list(dict.fromkeys(needed))
 
@@ -82,7 +82,9 @@ class V2Manager:
                 enabled = set(fs.read(os.path.join(d, "cgroup.subtree_control")).split())
                 todo = [c for c in wanted if c not in enabled]
                 if todo:
-                    self._write(os.path.join(d, "cgroup.subtree_control"), " ".join("+" + c for c in todo))
+                    self._write(
+                        os.path.join(d, "cgroup.subtree_control"), " ".join("+" + c for c in todo)
+                    )
             needed = wanted
             d = os.path.join(d, part)
             os.makedirs(d, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,9 +16,11 @@ import pytest
 
 BUSYBOX = "/bin/busybox"
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
-APPLETS = "sh echo cat ls id hostname sleep mount true false grep pwd env readlink kill ps cut sort wc ulimit".split()
+APPLETS = ["sh", "echo", "cat", "ls", "id", "hostname", "sleep", "mount", "true", "false", "grep", "pwd", "env", "readlink", "kill", "ps", "cut", "sort", "wc", "ulimit"]
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(BUSYBOX), reason="needs root and /bin/busybox")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(BUSYBOX), reason="needs root and /bin/busybox"
+)
 
 
 def build_rootfs(path: Path) -> None:
@@ -27,7 +30,9 @@ def build_rootfs(path: Path) -> None:
         os.link(path / "bin" / "busybox", path / "bin" / applet)
     for d in ("proc", "sys", "dev", "etc", "tmp", "home/user"):
         (path / d).mkdir(parents=True, exist_ok=True)
-    (path / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n")
+    (path / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n"
+    )
     (path / "etc" / "group").write_text("root:x:0:\nuser:x:1000:\n")
 
 
@@ -73,7 +78,9 @@ def set_cgroups_path(spec: dict[str, Any], cid: str) -> None:
     spec["linux"]["cgroupsPath"] = f"/cri-test-oci/{cid}"
 
 
-def run_ours(root: Path, cid: str, bundle: Path, *, kill_with: int | None = None) -> tuple[int, str, str]:
+def run_ours(
+    root: Path, cid: str, bundle: Path, *, kill_with: int | None = None
+) -> tuple[int, str, str]:
     """create + start + wait; returns (exit code, stdout, stderr); always deletes."""
     import signal
 
@@ -96,24 +103,36 @@ def run_ours(root: Path, cid: str, bundle: Path, *, kill_with: int | None = None
     finally:
         os.close(out)
         os.close(err)
-        try:
+        with contextlib.suppress(oci.ContainerNotFound):
             oci.delete(root, cid, force=True)
-        except oci.ContainerNotFound:
-            pass
         del signal
     return code, (bundle / f"{cid}.out").read_text(), (bundle / f"{cid}.err").read_text()
 
 
-def run_runc(root: Path, cid: str, bundle: Path, *, kill_with: str | None = None) -> tuple[int, str, str]:
+def run_runc(
+    root: Path, cid: str, bundle: Path, *, kill_with: str | None = None
+) -> tuple[int, str, str]:
     try:
         if kill_with is None:
-            p = subprocess.run([RUNC, "--root", str(root), "run", "--bundle", str(bundle), cid], capture_output=True, text=True, timeout=60)
+            p = subprocess.run(
+                [RUNC, "--root", str(root), "run", "--bundle", str(bundle), cid],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             return p.returncode, p.stdout, p.stderr
-        proc = subprocess.Popen([RUNC, "--root", str(root), "run", "--bundle", str(bundle), cid], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [RUNC, "--root", str(root), "run", "--bundle", str(bundle), cid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         import time
 
         for _ in range(100):
-            st = subprocess.run([RUNC, "--root", str(root), "state", cid], capture_output=True, text=True)
+            st = subprocess.run(
+                [RUNC, "--root", str(root), "state", cid], capture_output=True, text=True
+            )
             if st.returncode == 0 and json.loads(st.stdout)["status"] == "running":
                 break
             time.sleep(0.05)

@@ -32,7 +32,13 @@ def _normalize(text: str) -> list[str]:
     return lines
 
 
-def _compare(make_bundle: Callable[..., Path], tmp_path: Path, cid: str, args: list[str], edit: Callable[[dict[str, Any]], None] | None = None) -> tuple[int, list[str], list[str]]:
+def _compare(
+    make_bundle: Callable[..., Path],
+    tmp_path: Path,
+    cid: str,
+    args: list[str],
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[int, list[str], list[str]]:
     def both(spec: dict[str, Any]) -> None:
         set_cgroups_path(spec, cid)
         if edit:
@@ -44,14 +50,18 @@ def _compare(make_bundle: Callable[..., Path], tmp_path: Path, cid: str, args: l
     return ours[0], _normalize(ours[1]), _normalize(theirs[1])
 
 
-def test_default_spec_matches_runc(make_bundle: Callable[..., Path], tmp_path: Path, cid: str) -> None:
+def test_default_spec_matches_runc(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
     code, ours, theirs = _compare(make_bundle, tmp_path, cid, ["sh", "-c", PROBE])
     assert code == 0
     assert ours == theirs
     assert ours[0].startswith("uid=0(root) gid=0(root)")
 
 
-def test_user_env_cwd_rlimits_match_runc(make_bundle: Callable[..., Path], tmp_path: Path, cid: str) -> None:
+def test_user_env_cwd_rlimits_match_runc(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
     def edit(spec: dict[str, Any]) -> None:
         spec["hostname"] = "box1"
         spec["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [5, 7]}
@@ -60,14 +70,22 @@ def test_user_env_cwd_rlimits_match_runc(make_bundle: Callable[..., Path], tmp_p
         spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}]
         spec["root"]["readonly"] = False
 
-    code, ours, theirs = _compare(make_bundle, tmp_path, cid, ["sh", "-c", PROBE + "; echo FOO=$FOO; touch /x 2>&1; echo $?"], edit)
+    code, ours, theirs = _compare(
+        make_bundle,
+        tmp_path,
+        cid,
+        ["sh", "-c", PROBE + "; echo FOO=$FOO; touch /x 2>&1; echo $?"],
+        edit,
+    )
     assert ours == theirs
     assert ours[0].startswith("uid=1000(user) gid=1000(user) groups=5,7")
     assert "box1" in ours
     assert "FOO=bar baz" in ours
 
 
-def test_nonzero_exit_code_matches_runc(make_bundle: Callable[..., Path], tmp_path: Path, cid: str) -> None:
+def test_nonzero_exit_code_matches_runc(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
     code, _, _ = _compare(make_bundle, tmp_path, cid, ["sh", "-c", "exit 3"])
     assert code == 3
 
@@ -78,23 +96,37 @@ def test_sigkill_gives_137(make_bundle: Callable[..., Path], tmp_path: Path, cid
     assert ours[0] == theirs[0] == 137
 
 
-def test_sigterm_without_pid_namespace_gives_143(make_bundle: Callable[..., Path], tmp_path: Path, cid: str) -> None:
+def test_sigterm_without_pid_namespace_gives_143(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
     # NOTE: the init of a pid namespace ignores SIGTERM without a handler, under runc too; so
     # without a pid namespace here to see the plain default action.
     def edit(spec: dict[str, Any]) -> None:
         spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "pid"]
 
-    ours = run_ours(tmp_path / "ours", cid, make_bundle(["sleep", "100"], edit), kill_with=signal.SIGTERM)
+    ours = run_ours(
+        tmp_path / "ours", cid, make_bundle(["sleep", "100"], edit), kill_with=signal.SIGTERM
+    )
     theirs = run_runc(tmp_path / "runc", cid, make_bundle(["sleep", "100"], edit), kill_with="TERM")
     assert ours[0] == theirs[0] == 143
 
 
 @pytest.mark.parametrize("caps", [["CAP_CHOWN", "CAP_NET_RAW", "CAP_SYS_ADMIN"], []])
-def test_capabilities_match_runc(make_bundle: Callable[..., Path], tmp_path: Path, cid: str, caps: list[str]) -> None:
+def test_capabilities_match_runc(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str, caps: list[str]
+) -> None:
     def edit(spec: dict[str, Any]) -> None:
-        spec["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+        spec["process"]["capabilities"] = {
+            k: caps for k in ("bounding", "effective", "permitted", "inheritable", "ambient")
+        }
         spec["process"]["noNewPrivileges"] = False
 
-    code, ours, theirs = _compare(make_bundle, tmp_path, cid, ["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"], edit)
+    code, ours, theirs = _compare(
+        make_bundle,
+        tmp_path,
+        cid,
+        ["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"],
+        edit,
+    )
     assert code == 0
     assert ours == theirs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,7 +23,9 @@ STATE_ROOT = Path("/run/cri-test-oci")
 
 
 def _mountinfo() -> list[str]:
-    return sorted(line.split(" ", 4)[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    return sorted(
+        line.split(" ", 4)[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+    )
 
 
 def _cgroup_dirs(cid: str) -> list[Path]:
@@ -32,6 +35,7 @@ def _cgroup_dirs(cid: str) -> list[Path]:
 @pytest.fixture
 def running(make_bundle: Callable[..., Path], cid: str) -> Iterator[tuple[str, int]]:
     """A started `sleep` container with a hostname, under /run/cri-test-oci."""
+
     def edit(spec: dict[str, Any]) -> None:
         set_cgroups_path(spec, cid)
         spec["hostname"] = "execbox"
@@ -42,21 +46,19 @@ def running(make_bundle: Callable[..., Path], cid: str) -> Iterator[tuple[str, i
         oci.start(STATE_ROOT, cid)
         yield cid, pid
     finally:
-        try:
+        with contextlib.suppress(oci.ContainerNotFound):
             oci.delete(STATE_ROOT, cid, force=True)
-        except oci.ContainerNotFound:
-            pass
-        try:
+        with contextlib.suppress(ChildProcessError, UnboundLocalError):
             os.waitpid(pid, 0)
-        except (ChildProcessError, UnboundLocalError):
-            pass
 
 
 @pytest.mark.parametrize(
     "case",
     ["missing_rootfs", "unknown_namespace", "missing_executable", "bad_mount", "bad_cwd"],
 )
-def test_create_failure_leaves_nothing(make_bundle: Callable[..., Path], cid: str, case: str) -> None:
+def test_create_failure_leaves_nothing(
+    make_bundle: Callable[..., Path], cid: str, case: str
+) -> None:
     def edit(spec: dict[str, Any]) -> None:
         set_cgroups_path(spec, cid)
         if case == "missing_rootfs":
@@ -92,7 +94,9 @@ def test_create_failure_leaves_nothing(make_bundle: Callable[..., Path], cid: st
         os.waitpid(-1, os.WNOHANG)  # no child left, not even a zombie
 
 
-def test_duplicate_id_and_missing_container(running: tuple[str, int], make_bundle: Callable[..., Path]) -> None:
+def test_duplicate_id_and_missing_container(
+    running: tuple[str, int], make_bundle: Callable[..., Path]
+) -> None:
     cid, _ = running
     with pytest.raises(oci.ContainerExists):
         oci.create(STATE_ROOT, cid, make_bundle(["true"]))
@@ -124,7 +128,15 @@ def test_state_transitions_and_list(running: tuple[str, int]) -> None:
 def _exec(cid: str, args: list[str], **kw: Any) -> tuple[int, str]:
     r, w = os.pipe()
     try:
-        code = oci.exec_process(STATE_ROOT, cid, {"args": args, "cwd": "/", "env": ["PATH=/bin"]}, stdin=None, stdout=w, stderr=w, **kw)
+        code = oci.exec_process(
+            STATE_ROOT,
+            cid,
+            {"args": args, "cwd": "/", "env": ["PATH=/bin"]},
+            stdin=None,
+            stdout=w,
+            stderr=w,
+            **kw,
+        )
     finally:
         os.close(w)
     with os.fdopen(r) as f:
@@ -133,7 +145,14 @@ def _exec(cid: str, args: list[str], **kw: Any) -> tuple[int, str]:
 
 def test_exec_joins_namespaces(running: tuple[str, int]) -> None:
     cid, pid = running
-    code, out = _exec(cid, ["sh", "-c", "hostname; for n in mnt pid uts; do readlink /proc/self/ns/$n; done; cat /proc/1/cmdline"])
+    code, out = _exec(
+        cid,
+        [
+            "sh",
+            "-c",
+            "hostname; for n in mnt pid uts; do readlink /proc/self/ns/$n; done; cat /proc/1/cmdline",
+        ],
+    )
     assert code == 0
     lines = out.split("\n")
     assert lines[0] == "execbox"
@@ -149,7 +168,15 @@ def test_exec_detach_and_missing_binary(running: tuple[str, int]) -> None:
     cid, _ = running
     with pytest.raises(oci.InvalidSpec, match="executable file not found"):
         _exec(cid, ["nope"])
-    pid = oci.exec_process(STATE_ROOT, cid, {"args": ["sleep", "100"], "cwd": "/", "env": ["PATH=/bin"]}, stdin=None, stdout=None, stderr=None, detach=True)
+    pid = oci.exec_process(
+        STATE_ROOT,
+        cid,
+        {"args": ["sleep", "100"], "cwd": "/", "env": ["PATH=/bin"]},
+        stdin=None,
+        stdout=None,
+        stderr=None,
+        detach=True,
+    )
     # the detached process is in the container's cgroup and dies with it
     procs = (_cgroup_dirs(cid)[0] / "cgroup.procs").read_text().split()
     assert str(pid) in procs
@@ -168,7 +195,14 @@ def test_cgroup_limits(make_bundle: Callable[..., Path], cid: str) -> None:
             "pids": {"limit": 42},
         }
 
-    bundle = make_bundle(["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; echo hi > /dev/null && echo devnull-ok"], edit)
+    bundle = make_bundle(
+        [
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; echo hi > /dev/null && echo devnull-ok",
+        ],
+        edit,
+    )
     out = bundle / "out"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT)
     try:
@@ -185,17 +219,22 @@ def test_cgroup_limits(make_bundle: Callable[..., Path], cid: str) -> None:
         assert os.WEXITSTATUS(status) == 0
     finally:
         os.close(fd)
-        try:
+        with contextlib.suppress(oci.ContainerNotFound):
             oci.delete(STATE_ROOT, cid, force=True)
-        except oci.ContainerNotFound:
-            pass
     assert out.read_text().split() == [str(64 * 1024 * 1024), "42", "devnull-ok"]
     assert _cgroup_dirs(cid) == []
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.run([sys.executable, "-m", "cri.oci", "--root", str(STATE_ROOT), *args], capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        [sys.executable, "-m", "cri.oci", "--root", str(STATE_ROOT), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     if check:
         assert p.returncode == 0, (args, p.stdout, p.stderr)
     return p
@@ -208,8 +247,24 @@ def test_cli_lifecycle(make_bundle: Callable[..., Path], cid: str, tmp_path: Pat
         # create's stdio is inherited by the init: give it files, or run() would wait for EOF.
         with open(tmp_path / "create.out", "w") as out:
             p = subprocess.run(
-                [sys.executable, "-m", "cri.oci", "--root", str(STATE_ROOT), "create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid],
-                stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60,
+                [
+                    sys.executable,
+                    "-m",
+                    "cri.oci",
+                    "--root",
+                    str(STATE_ROOT),
+                    "create",
+                    "--bundle",
+                    str(bundle),
+                    "--pid-file",
+                    str(pid_file),
+                    cid,
+                ],
+                stdout=out,
+                stderr=out,
+                stdin=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONPATH=str(REPO)),
+                timeout=60,
             )
         assert p.returncode == 0, (tmp_path / "create.out").read_text()
         st = json.loads(_cli("state", cid).stdout)
@@ -237,8 +292,22 @@ def test_cli_lifecycle(make_bundle: Callable[..., Path], cid: str, tmp_path: Pat
 def test_cli_errors_go_to_json_log(tmp_path: Path) -> None:
     log = tmp_path / "log.json"
     p = subprocess.run(
-        [sys.executable, "-m", "cri.oci", "--root", str(STATE_ROOT), "--log", str(log), "--log-format", "json", "start", "nope"],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        [
+            sys.executable,
+            "-m",
+            "cri.oci",
+            "--root",
+            str(STATE_ROOT),
+            "--log",
+            str(log),
+            "--log-format",
+            "json",
+            "start",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     assert p.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])

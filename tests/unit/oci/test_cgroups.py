@@ -27,7 +27,12 @@ def test_detect_layouts() -> None:
     assert layout.hierarchies[1].controllers == {"cpu", "cpuacct"}
     assert layout.hierarchies[0].controllers == {"name=systemd"}
     assert parse("25 18 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n").mode == "v2"
-    assert parse(HYBRID.replace("26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n", "")).mode == "v1"
+    assert (
+        parse(
+            HYBRID.replace("26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n", "")
+        ).mode
+        == "v1"
+    )
 
 
 def test_resolve_path() -> None:
@@ -61,18 +66,26 @@ def test_v1_create_writes_limits(tmp_path: Path, v1_tree: list[Hierarchy]) -> No
             "memory": {"limit": 1 << 26, "reservation": 1 << 25, "swappiness": 10},
             "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "1"},
             "pids": {"limit": 0},
-            "devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}, {"allow": True, "type": "c", "major": 136, "access": "rwm"}],
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+            ],
         }
     )
     assert ("/cpuset/cri/cpuset.cpus", "0-3") in writes  # inherited down from the root
     assert ("/cpuset/cri/c1/cpuset.mems", "0") in writes
-    assert writes.index(("/cpuset/cri/cpuset.cpus", "0-3")) < writes.index(("/cpuset/cri/c1/cpuset.cpus", "0-3"))
+    assert writes.index(("/cpuset/cri/cpuset.cpus", "0-3")) < writes.index(
+        ("/cpuset/cri/c1/cpuset.cpus", "0-3")
+    )
     assert (tmp_path / "cpuset/cri/c1/cpuset.cpus").read_text() == "1"  # then the spec's value
     assert ("/memory/cri/c1/memory.limit_in_bytes", str(1 << 26)) in writes
     assert ("/memory/cri/c1/memory.soft_limit_in_bytes", str(1 << 25)) in writes
     assert ("/memory/cri/c1/memory.swappiness", "10") in writes
     assert ("/cpu,cpuacct/cri/c1/cpu.shares", "512") in writes
-    assert writes.index(("/cpu,cpuacct/cri/c1/cpu.cfs_period_us", "100000")) < writes.index(("/cpu,cpuacct/cri/c1/cpu.cfs_quota_us", "50000"))
+    assert writes.index(("/cpu,cpuacct/cri/c1/cpu.cfs_period_us", "100000")) < writes.index(
+        ("/cpu,cpuacct/cri/c1/cpu.cfs_quota_us", "50000")
+    )
     assert ("/pids/cri/c1/pids.max", "max") in writes
     dev = [v for p, v in writes if p.startswith("/devices/")]
     assert dev == ["a", "c 1:3 rwm", "c 136:* rwm"]
@@ -138,8 +151,19 @@ def test_v2_create_enables_controllers_and_writes(v2_tree: Path) -> None:
 def test_v2_unlimited_values(v2_tree: Path) -> None:
     writes: dict[str, str] = {}
     m = V2Manager(str(v2_tree), "/x", write=lambda p, v: writes.__setitem__(p.rsplit("/", 1)[1], v))
-    m.apply({"cpu": {"quota": -1, "period": 100000}, "memory": {"limit": -1, "swap": -1}, "pids": {"limit": -1}})
-    assert writes == {"cpu.max": "max 100000", "memory.max": "max", "memory.swap.max": "max", "pids.max": "max"}
+    m.apply(
+        {
+            "cpu": {"quota": -1, "period": 100000},
+            "memory": {"limit": -1, "swap": -1},
+            "pids": {"limit": -1},
+        }
+    )
+    assert writes == {
+        "cpu.max": "max 100000",
+        "memory.max": "max",
+        "memory.swap.max": "max",
+        "pids.max": "max",
+    }
     assert shares_to_weight(2) == 1 and shares_to_weight(262144) == 10000
 
 

@@ -17,7 +17,9 @@ from cri.oci.syscalls import RecordingSyscalls
 
 
 def ctx(rootfs: Path, **kw: object) -> MountContext:
-    base = dict(rootfs=str(rootfs), host_network=False, new_cgroupns=False, cgroup_v1=[], cgroup_v2=None)
+    base = dict(
+        rootfs=str(rootfs), host_network=False, new_cgroupns=False, cgroup_v1=[], cgroup_v2=None
+    )
     base.update(kw)
     return MountContext(**base)  # type: ignore[arg-type]
 
@@ -35,12 +37,37 @@ def test_standard_mounts(tmp_path: Path) -> None:
     fake = RecordingSyscalls()
     c = ctx(tmp_path)
     mount_one(fake, Mount("/proc", "proc", "proc", ()), c)
-    mount_one(fake, Mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")), c)
-    mount_one(fake, Mount("/dev/pts", "devpts", "devpts", ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")), c)
+    mount_one(
+        fake,
+        Mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
+        c,
+    )
+    mount_one(
+        fake,
+        Mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
+        ),
+        c,
+    )
     assert fake.mounts() == [
         ("proc", f"{tmp_path}/proc", "proc", 0, None),
-        ("tmpfs", f"{tmp_path}/dev", "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k"),
-        ("devpts", f"{tmp_path}/dev/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        (
+            "tmpfs",
+            f"{tmp_path}/dev",
+            "tmpfs",
+            sc.MS_NOSUID | sc.MS_STRICTATIME,
+            "mode=755,size=65536k",
+        ),
+        (
+            "devpts",
+            f"{tmp_path}/dev/pts",
+            "devpts",
+            sc.MS_NOSUID | sc.MS_NOEXEC,
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        ),
     ]
     assert (tmp_path / "dev" / "pts").is_dir()
 
@@ -51,7 +78,11 @@ def test_bind_readonly_file_with_propagation(tmp_path: Path) -> None:
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     fake = RecordingSyscalls()
-    mount_one(fake, Mount("/etc/hosts", "bind", str(src), ("rbind", "ro", "nosuid", "rslave")), ctx(rootfs))
+    mount_one(
+        fake,
+        Mount("/etc/hosts", "bind", str(src), ("rbind", "ro", "nosuid", "rslave")),
+        ctx(rootfs),
+    )
     dest = f"{rootfs}/etc/hosts"
     assert fake.mounts() == [
         (str(src), dest, "bind", sc.MS_BIND | sc.MS_REC, None),
@@ -63,30 +94,62 @@ def test_bind_readonly_file_with_propagation(tmp_path: Path) -> None:
 
 def test_sysfs_in_host_network_is_a_bind(tmp_path: Path) -> None:
     fake = RecordingSyscalls()
-    mount_one(fake, Mount("/sys", "sysfs", "sysfs", ("ro", "nosuid")), ctx(tmp_path, host_network=True))
+    mount_one(
+        fake, Mount("/sys", "sysfs", "sysfs", ("ro", "nosuid")), ctx(tmp_path, host_network=True)
+    )
     assert fake.mounts()[0] == ("/sys", f"{tmp_path}/sys", "bind", sc.MS_BIND | sc.MS_REC, None)
     assert fake.mounts()[1][3] & sc.MS_RDONLY
 
 
 def test_cgroup_v1_mount_binds_each_hierarchy(tmp_path: Path) -> None:
     fake = RecordingSyscalls()
-    c = ctx(tmp_path, cgroup_v1=[("/sys/fs/cgroup/memory/cri/x", "memory"), ("/sys/fs/cgroup/cpu,cpuacct/cri/x", "cpu,cpuacct")])
+    c = ctx(
+        tmp_path,
+        cgroup_v1=[
+            ("/sys/fs/cgroup/memory/cri/x", "memory"),
+            ("/sys/fs/cgroup/cpu,cpuacct/cri/x", "cpu,cpuacct"),
+        ],
+    )
     mount_one(fake, Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("nosuid", "ro")), c)
     dest = f"{tmp_path}/sys/fs/cgroup"
     assert fake.mounts() == [
         ("tmpfs", dest, "tmpfs", sc.MS_NOSUID, "mode=755"),
         ("/sys/fs/cgroup/memory/cri/x", f"{dest}/memory", "bind", sc.MS_BIND | sc.MS_REC, None),
-        ("/sys/fs/cgroup/memory/cri/x", f"{dest}/memory", None, sc.MS_NOSUID | sc.MS_RDONLY | sc.MS_BIND | sc.MS_REMOUNT, None),
-        ("/sys/fs/cgroup/cpu,cpuacct/cri/x", f"{dest}/cpu,cpuacct", "bind", sc.MS_BIND | sc.MS_REC, None),
-        ("/sys/fs/cgroup/cpu,cpuacct/cri/x", f"{dest}/cpu,cpuacct", None, sc.MS_NOSUID | sc.MS_RDONLY | sc.MS_BIND | sc.MS_REMOUNT, None),
+        (
+            "/sys/fs/cgroup/memory/cri/x",
+            f"{dest}/memory",
+            None,
+            sc.MS_NOSUID | sc.MS_RDONLY | sc.MS_BIND | sc.MS_REMOUNT,
+            None,
+        ),
+        (
+            "/sys/fs/cgroup/cpu,cpuacct/cri/x",
+            f"{dest}/cpu,cpuacct",
+            "bind",
+            sc.MS_BIND | sc.MS_REC,
+            None,
+        ),
+        (
+            "/sys/fs/cgroup/cpu,cpuacct/cri/x",
+            f"{dest}/cpu,cpuacct",
+            None,
+            sc.MS_NOSUID | sc.MS_RDONLY | sc.MS_BIND | sc.MS_REMOUNT,
+            None,
+        ),
     ]
     assert os.readlink(f"{dest}/cpu") == "cpu,cpuacct"
 
 
 def test_cgroup_v2_mount(tmp_path: Path) -> None:
     fake = RecordingSyscalls()
-    mount_one(fake, Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro",)), ctx(tmp_path, cgroup_v2="/sys/fs/cgroup/x", new_cgroupns=True))
-    assert fake.mounts() == [("cgroup2", f"{tmp_path}/sys/fs/cgroup", "cgroup2", sc.MS_RDONLY, None)]
+    mount_one(
+        fake,
+        Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro",)),
+        ctx(tmp_path, cgroup_v2="/sys/fs/cgroup/x", new_cgroupns=True),
+    )
+    assert fake.mounts() == [
+        ("cgroup2", f"{tmp_path}/sys/fs/cgroup", "cgroup2", sc.MS_RDONLY, None)
+    ]
 
 
 def test_symlinked_destination_stays_inside_rootfs(tmp_path: Path) -> None:
@@ -113,7 +176,10 @@ def test_masked_and_readonly_paths(tmp_path: Path) -> None:
     assert m[0] == ("tmpfs", f"{tmp_path}/proc/acpi", "tmpfs", sc.MS_RDONLY, None)
     assert m[1] == (f"{tmp_path}/dev/null", f"{tmp_path}/proc/kcore", None, sc.MS_BIND, None)
     assert m[2] == (f"{tmp_path}/proc/sys",) * 2 + (None, sc.MS_BIND | sc.MS_REC, None)
-    assert m[3][3] & (sc.MS_RDONLY | sc.MS_REMOUNT | sc.MS_BIND) == sc.MS_RDONLY | sc.MS_REMOUNT | sc.MS_BIND
+    assert (
+        m[3][3] & (sc.MS_RDONLY | sc.MS_REMOUNT | sc.MS_BIND)
+        == sc.MS_RDONLY | sc.MS_REMOUNT | sc.MS_BIND
+    )
     assert len(m) == 4
 
 
@@ -121,7 +187,15 @@ def test_devices_mknod_then_bind_fallback(tmp_path: Path) -> None:
     fake = RecordingSyscalls()
     create_devices(fake, str(tmp_path), [Device("/dev/fuse", "c", 10, 229, 0o600, 0, 0)])
     nodes = [c for c in fake.calls if c[0] == "mknod"]
-    assert [c[1].rsplit("/", 1)[1] for c in nodes] == ["null", "zero", "full", "random", "urandom", "tty", "fuse"]
+    assert [c[1].rsplit("/", 1)[1] for c in nodes] == [
+        "null",
+        "zero",
+        "full",
+        "random",
+        "urandom",
+        "tty",
+        "fuse",
+    ]
     assert nodes[-1][2] == 0o020600 and nodes[-1][3] == os.makedev(10, 229)
     denied = RecordingSyscalls(fail={"mknod": 1})
     create_devices(denied, str(tmp_path), [], with_defaults=True)

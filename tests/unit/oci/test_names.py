@@ -19,8 +19,17 @@ def test_capability_names() -> None:
 
 @pytest.mark.parametrize(
     ("text", "number"),
-    [("9", 9), ("KILL", 9), ("SIGKILL", 9), ("term", 15), ("SIGTERM", 15), ("HUP", 1),
-     ("SIGRTMIN", signal.SIGRTMIN), ("RTMIN+2", signal.SIGRTMIN + 2), ("SIGRTMAX-1", signal.SIGRTMAX - 1)],
+    [
+        ("9", 9),
+        ("KILL", 9),
+        ("SIGKILL", 9),
+        ("term", 15),
+        ("SIGTERM", 15),
+        ("HUP", 1),
+        ("SIGRTMIN", signal.SIGRTMIN),
+        ("RTMIN+2", signal.SIGRTMIN + 2),
+        ("SIGRTMAX-1", signal.SIGRTMAX - 1),
+    ],
 )
 def test_signal_parsing(text: str, number: int) -> None:
     assert parse_signal(text) == number

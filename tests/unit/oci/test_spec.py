@@ -47,19 +47,66 @@ def test_valid_spec_is_typed(bundle: Path) -> None:
         ({"process": {"args": [], "cwd": "/"}}, "process.args must not be empty"),
         ({"process": {"args": ["sh"], "cwd": "relative"}}, "absolute"),
         ({"process": {"args": ["sh"], "env": ["NOEQUALS"]}}, "KEY=VALUE"),
-        ({"linux": {"namespaces": [{"type": "mount"}, {"type": "bogus"}]}}, "unknown namespace type 'bogus'"),
+        (
+            {"linux": {"namespaces": [{"type": "mount"}, {"type": "bogus"}]}},
+            "unknown namespace type 'bogus'",
+        ),
         ({"linux": {"namespaces": [{"type": "mount"}, {"type": "mount"}]}}, "given twice"),
-        ({"linux": {"namespaces": [{"type": "mount"}, {"type": "network", "path": "/no/such/ns"}]}}, "does not exist"),
+        (
+            {
+                "linux": {
+                    "namespaces": [{"type": "mount"}, {"type": "network", "path": "/no/such/ns"}]
+                }
+            },
+            "does not exist",
+        ),
         ({"linux": {"namespaces": [{"type": "pid"}]}}, "mount namespace is required"),
         ({"hostname": "x", "linux": {"namespaces": [{"type": "mount"}]}}, "UTS"),
         ({"mounts": [{"destination": "rel", "type": "tmpfs"}]}, "absolute"),
         ({"mounts": [{"destination": "/x", "source": "/x"}]}, "type is required"),
-        ({"mounts": [{"destination": "/x", "type": "bind", "source": "/no/such", "options": ["rbind"]}]}, "bind source"),
-        ({"mounts": [{"destination": "/x", "type": "tmpfs", "options": ["idmap"]}]}, "not supported"),
-        ({"process": {"args": ["sh"], "capabilities": {"bounding": ["CAP_BOGUS"]}}}, "unknown capability"),
-        ({"process": {"args": ["sh"], "rlimits": [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]}}, "unknown rlimit"),
-        ({"linux": {"namespaces": [{"type": "mount"}], "cgroupsPath": "system.slice:cri:x"}}, "systemd"),
-        ({"linux": {"namespaces": [{"type": "mount"}], "devices": [{"path": "/etc/x", "type": "c"}]}}, "under /dev"),
+        (
+            {
+                "mounts": [
+                    {
+                        "destination": "/x",
+                        "type": "bind",
+                        "source": "/no/such",
+                        "options": ["rbind"],
+                    }
+                ]
+            },
+            "bind source",
+        ),
+        (
+            {"mounts": [{"destination": "/x", "type": "tmpfs", "options": ["idmap"]}]},
+            "not supported",
+        ),
+        (
+            {"process": {"args": ["sh"], "capabilities": {"bounding": ["CAP_BOGUS"]}}},
+            "unknown capability",
+        ),
+        (
+            {
+                "process": {
+                    "args": ["sh"],
+                    "rlimits": [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}],
+                }
+            },
+            "unknown rlimit",
+        ),
+        (
+            {"linux": {"namespaces": [{"type": "mount"}], "cgroupsPath": "system.slice:cri:x"}},
+            "systemd",
+        ),
+        (
+            {
+                "linux": {
+                    "namespaces": [{"type": "mount"}],
+                    "devices": [{"path": "/etc/x", "type": "c"}],
+                }
+            },
+            "under /dev",
+        ),
     ],
 )
 def test_invalid_specs(bundle: Path, change: dict[str, Any], message: str) -> None:
@@ -74,4 +121,9 @@ def test_user_namespace_is_unsupported(bundle: Path) -> None:
 
 def test_process_defaults() -> None:
     proc = parse_process({"args": ["x"]})
-    assert proc.cwd == "/" and proc.user.uid == 0 and proc.capabilities is None and not proc.no_new_privileges
+    assert (
+        proc.cwd == "/"
+        and proc.user.uid == 0
+        and proc.capabilities is None
+        and not proc.no_new_privileges
+    )
