@@ -1,6 +1,7 @@
 """An OCI runtime (runtime-spec 1.x, Linux): a library for the shim and daemon, and a runc-like CLI.
 
-create(root, id, bundle, stdin=, stdout=, stderr=, pid_file=) -> init pid   (forks; caller single-threaded)
+create(root, id, bundle, stdin=, stdout=, stderr=, pid_file=) -> init pid
+        (forks; the caller must be single-threaded)
 start(root, id)                                                          (no fork)
 state(root, id) -> State
 kill(root, id, signal, all=False)                                        (no fork)

@@ -79,7 +79,7 @@ def last_cap() -> int:
 
 
 def parse_names(names: Iterable[str]) -> int:
-    """Capability names (CAP_X, or X as some tools write) to a bit mask; unknown names are an error."""
+    """Capability names (CAP_X, or X) to a bit mask; unknown names are an error."""
     mask = 0
     for name in names:
         key = name.upper()
@@ -117,7 +117,7 @@ def drop_bounding(sys: Syscalls, caps: Capabilities) -> None:
 
 
 def apply(sys: Syscalls, caps: Capabilities, available: int) -> None:
-    """Set effective/permitted/inheritable, then ambient; `available` is `host_mask` taken earlier."""
+    """Set effective/permitted/inheritable, then ambient; `available` is from `host_mask`."""
     wanted = {
         "effective": parse_names(caps.effective),
         "permitted": parse_names(caps.permitted),
@@ -130,8 +130,8 @@ def apply(sys: Syscalls, caps: Capabilities, available: int) -> None:
                 "dropping %s capabilities the host lacks: %s", which, ", ".join(mask_names(missing))
             )
             wanted[which] = mask & available
-    # NOTE: capset refuses an inheritable set outside the bounding set, which drop_bounding() already
-    # cut; clip instead of failing, as the extra bits could never be used anyway.
+    # NOTE: capset refuses an inheritable set outside the bounding set, which
+    # drop_bounding() already cut; clip instead of failing: those bits could never be used.
     wanted["inheritable"] &= parse_names(caps.bounding) | sys.capget().inheritable
     sys.capset(CapSets(wanted["effective"], wanted["permitted"], wanted["inheritable"]))
     sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)

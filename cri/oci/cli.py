@@ -2,7 +2,8 @@
 
     [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...
     create --bundle B [--pid-file P] [--console-socket S] [--no-pivot] [--no-new-keyring] ID
-    start ID | state ID | delete [--force] ID | kill ID [SIGNAL] [--all] | list | ps [--format json] ID
+    start ID | state ID | delete [--force] ID | kill ID [SIGNAL] [--all]
+    list | ps [--format json] ID
     exec [--process FILE] [--detach] [--pid-file P] [--cwd D] [--env K=V]... [--tty] ID [ARGS...]
 
 The parser is hand-written: argparse costs more start-up time than the whole `state` command.
@@ -235,7 +236,8 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
             for st in states:
                 pid = st.pid if st.status.value != "stopped" else 0
                 print(
-                    f"{st.id:<20} {pid:<8} {st.status.value:<10} {st.bundle:<40} {st.created:<32} root"
+                    f"{st.id:<20} {pid:<8} {st.status.value:<10} {st.bundle:<40} "
+                    f"{st.created:<32} root"
                 )
         return 0
     if command == "ps":

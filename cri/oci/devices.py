@@ -76,7 +76,7 @@ def _create(sys: Syscalls, rootfs: str, dev: Device) -> None:
 
 
 def create_symlinks(rootfs: str) -> None:
-    """/dev/fd, stdin/stdout/stderr, ptmx -> pts/ptmx and /dev/core when the host has /proc/kcore."""
+    """/dev/fd, stdin/stdout/stderr, ptmx -> pts/ptmx, /dev/core if the host has /proc/kcore."""
     links = [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),

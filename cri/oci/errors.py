@@ -24,7 +24,7 @@ class ContainerExists(OciError):
 
 
 class InvalidSpec(OciError):
-    """config.json is malformed or asks for something impossible (caught before or during create)."""
+    """config.json is malformed or asks for something impossible (before or during create)."""
 
 
 class InvalidState(OciError):

@@ -169,7 +169,7 @@ def mount_one(sys: Syscalls, m: Mount, ctx: MountContext) -> None:
         try:
             sys.mount(m.source, dest, m.type, opts.flags, opts.data or None)
         except OSError as e:
-            # mqueue in the host IPC namespace / sysfs in a foreign netns: fall back to a bind, as runc.
+            # mqueue in the host IPC ns / sysfs in a foreign netns: bind instead, as runc does.
             if e.errno == 1 and m.type in ("mqueue", "sysfs"):
                 log.info(
                     "mount %s on %s failed (%s); binding the host's instead",

@@ -83,7 +83,7 @@ def _write_time_offsets(offsets: Mapping[str, Any]) -> None:
 def for_children(
     sys: Syscalls, namespaces: Iterable[Namespace], time_offsets: Mapping[str, Any] | None = None
 ) -> Iterator[None]:
-    """Point our pid_for_children/time_for_children at the container's for the fork, then restore."""
+    """Point our pid/time_for_children at the container's for the fork, then restore."""
     restore: list[tuple[int, int]] = []
     try:
         for ns in _sorted(namespaces):

@@ -13,7 +13,7 @@ _MAX_LINKS = 255
 
 
 def secure_join(root: str, unsafe: str) -> str:
-    """Return root + the resolution of `unsafe` with root as "/"; missing tails are kept as given."""
+    """root + the resolution of `unsafe` with root as "/"; missing tails are kept as given."""
     pending = [p for p in unsafe.split("/") if p]
     resolved: list[str] = []
     links = 0

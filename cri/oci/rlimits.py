@@ -36,10 +36,10 @@ def _py(value: int) -> int:
 
 
 def apply(rlimits: Iterable[Rlimit]) -> None:
-    """Set each limit; with a hard limit above ours and no CAP_SYS_RESOURCE (as on this host), clamp.
+    """Set each limit; a hard limit above ours without CAP_SYS_RESOURCE (this host) is clamped.
 
-    runc fails the create instead; we clamp and log because kubelet's defaults (RLIMIT_NOFILE 1048576)
-    would otherwise make every container fail on such hosts.
+    runc fails the create instead; we clamp and log because kubelet's defaults
+    (RLIMIT_NOFILE 1048576) would otherwise make every container fail on such hosts.
     """
     for r in rlimits:
         which = RLIMITS[r.type]

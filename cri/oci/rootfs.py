@@ -73,7 +73,7 @@ def readonly_root(sys: Syscalls) -> None:
 
 
 def write_sysctls(sysctl: dict[str, str] | object, proc_sys: str = "/proc/sys") -> None:
-    """Write linux.sysctl after pivot, so /proc/sys is the container's (namespaced keys only work)."""
+    """Write linux.sysctl after pivot, so /proc/sys is the container's (namespaced keys only)."""
     assert isinstance(sysctl, dict)
     for key, value in sysctl.items():
         with open(os.path.join(proc_sys, key.replace(".", "/")), "w") as f:

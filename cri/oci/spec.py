@@ -272,7 +272,8 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
         ns_type = ns.get("type")
         if ns_type not in NAMESPACE_TYPES:
             raise InvalidSpec(
-                f"linux.namespaces[{i}]: unknown namespace type {ns_type!r} (known: {', '.join(NAMESPACE_TYPES)})"
+                f"linux.namespaces[{i}]: unknown namespace type {ns_type!r} "
+                f"(known: {', '.join(NAMESPACE_TYPES)})"
             )
         if ns_type in seen:
             raise InvalidSpec(f"linux.namespaces: {ns_type} given twice")

@@ -16,7 +16,28 @@ import pytest
 
 BUSYBOX = "/bin/busybox"
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
-APPLETS = ["sh", "echo", "cat", "ls", "id", "hostname", "sleep", "mount", "true", "false", "grep", "pwd", "env", "readlink", "kill", "ps", "cut", "sort", "wc", "ulimit"]
+APPLETS = [
+    "sh",
+    "echo",
+    "cat",
+    "ls",
+    "id",
+    "hostname",
+    "sleep",
+    "mount",
+    "true",
+    "false",
+    "grep",
+    "pwd",
+    "env",
+    "readlink",
+    "kill",
+    "ps",
+    "cut",
+    "sort",
+    "wc",
+    "ulimit",
+]
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists(BUSYBOX), reason="needs root and /bin/busybox"

@@ -150,7 +150,8 @@ def test_exec_joins_namespaces(running: tuple[str, int]) -> None:
         [
             "sh",
             "-c",
-            "hostname; for n in mnt pid uts; do readlink /proc/self/ns/$n; done; cat /proc/1/cmdline",
+            "hostname; for n in mnt pid uts; do readlink /proc/self/ns/$n; done;"
+            " cat /proc/1/cmdline",
         ],
     )
     assert code == 0
@@ -199,7 +200,8 @@ def test_cgroup_limits(make_bundle: Callable[..., Path], cid: str) -> None:
         [
             "sh",
             "-c",
-            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; echo hi > /dev/null && echo devnull-ok",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max;"
+            " echo hi > /dev/null && echo devnull-ok",
         ],
         edit,
     )

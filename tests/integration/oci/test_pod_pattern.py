@@ -29,7 +29,9 @@ def _run(root: Path, cid: str, bundle: Path) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(status), out.read_text()
 
 
-def test_container_joins_sandbox_namespaces(make_bundle: Callable[..., Path], oci_root: Path, cid: str) -> None:
+def test_container_joins_sandbox_namespaces(
+    make_bundle: Callable[..., Path], oci_root: Path, cid: str
+) -> None:
     sandbox = cid + "-pause"
 
     def sandbox_edit(spec: dict[str, Any]) -> None:
@@ -39,14 +41,22 @@ def test_container_joins_sandbox_namespaces(make_bundle: Callable[..., Path], oc
     pid = oci.create(oci_root, sandbox, make_bundle(["sleep", "1000"], sandbox_edit))
     try:
         oci.start(oci_root, sandbox)
-        paths = {t: f"/proc/{pid}/ns/{n}" for t, n in (("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("pid", "pid"))}
+        paths = {
+            t: f"/proc/{pid}/ns/{n}"
+            for t, n in (("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("pid", "pid"))
+        }
 
         def edit(spec: dict[str, Any]) -> None:
             set_cgroups_path(spec, cid)
-            spec["linux"]["namespaces"] = [{"type": "mount"}] + [{"type": t, "path": p} for t, p in paths.items()]
+            spec["linux"]["namespaces"] = [{"type": "mount"}] + [
+                {"type": t, "path": p} for t, p in paths.items()
+            ]
             spec["hostname"] = ""
 
-        script = "hostname; for n in net ipc uts pid; do readlink /proc/self/ns/$n; done; cat /proc/1/cmdline"
+        script = (
+            "hostname; for n in net ipc uts pid; do readlink /proc/self/ns/$n; done;"
+            " cat /proc/1/cmdline"
+        )
         code, out = _run(oci_root, cid, make_bundle(["sh", "-c", script], edit))
         assert code == 0, out
         lines = out.split("\n")
@@ -58,18 +68,28 @@ def test_container_joins_sandbox_namespaces(make_bundle: Callable[..., Path], oc
         os.waitpid(pid, 0)
 
 
-def test_privileged_caps_oom_and_sysctl(make_bundle: Callable[..., Path], oci_root: Path, cid: str) -> None:
+def test_privileged_caps_oom_and_sysctl(
+    make_bundle: Callable[..., Path], oci_root: Path, cid: str
+) -> None:
     from cri.oci.capabilities import NAMES
 
     def edit(spec: dict[str, Any]) -> None:
         set_cgroups_path(spec, cid)
-        # every capability, CAP_SYS_RESOURCE included, which this host's root lacks: dropped, not fatal
-        spec["process"]["capabilities"] = {k: list(NAMES) for k in ("bounding", "effective", "permitted")}
+        # every capability, CAP_SYS_RESOURCE included, which this host's root lacks:
+        # dropped, not fatal
+        spec["process"]["capabilities"] = {
+            k: list(NAMES) for k in ("bounding", "effective", "permitted")
+        }
         spec["process"]["oomScoreAdj"] = -500  # below ours: clamped
         spec["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
-        spec["linux"]["readonlyPaths"] = [p for p in spec["linux"]["readonlyPaths"] if p != "/proc/sys"]
+        spec["linux"]["readonlyPaths"] = [
+            p for p in spec["linux"]["readonlyPaths"] if p != "/proc/sys"
+        ]
 
-    script = "grep CapEff /proc/self/status; cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_forward; touch /x; echo $?"
+    script = (
+        "grep CapEff /proc/self/status; cat /proc/self/oom_score_adj"
+        " /proc/sys/net/ipv4/ip_forward; touch /x; echo $?"
+    )
     code, out = _run(oci_root, cid, make_bundle(["sh", "-c", script], edit))
     assert code == 0, out
     lines = out.split("\n")
