@@ -182,6 +182,12 @@ class RuntimeServicer:
         return v1.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr,
                                    exit_code=result.exit_code)
 
+    def ReopenContainerLog(
+        self, request: v1.ReopenContainerLogRequest
+    ) -> v1.ReopenContainerLogResponse:
+        self._containers.reopen_log(request.container_id)
+        return v1.ReopenContainerLogResponse()
+
     # --- conversions -----------------------------------------------------------------------
 
     def _sandbox_id_or_none(self, id_or_prefix: str) -> str | None:

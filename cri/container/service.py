@@ -82,6 +82,11 @@ class ContainerService:
 
         return exec_sync(self, container_id, cmd, timeout)
 
+    def reopen_log(self, container_id: str) -> None:
+        from cri.container.reopen_log import reopen_log
+
+        reopen_log(self, container_id)
+
     def process_user(self, container: Container) -> tuple[int, int, list[int]] | None:
         """The uid, gid and groups the container runs as, from its OCI spec."""
         try:

@@ -354,3 +354,23 @@ def test_unimplemented_rpcs_say_so(cri: CriClient) -> None:
         code_of(lambda: cri.runtime.ContainerStats(api.ContainerStatsRequest(container_id="x")))
         == grpc.StatusCode.UNIMPLEMENTED
     )
+
+
+def test_reopen_log_after_rotation(cri: CriClient, image: str, pod: Any, tmp_path: Path) -> None:
+    api = cri.api
+    sandbox_id, config = pod
+    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
+        pod_sandbox_id=sandbox_id, sandbox_config=config,
+        config=container_config(api, image, ["sh", "-c", "while true; do echo tick; sleep 0.1; "
+                                             "done"], name="ticker"),
+    )).container_id
+    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    log = tmp_path / "ticker.log"
+    time.sleep(0.3)
+    log.rename(tmp_path / "ticker.log.1")
+    cri.runtime.ReopenContainerLog(api.ReopenContainerLogRequest(container_id=container_id))
+    time.sleep(0.3)
+    assert "stdout F tick" in log.read_text()
+    cri.runtime.StopContainer(api.StopContainerRequest(container_id=container_id, timeout=0))
+    assert code_of(lambda: cri.runtime.ReopenContainerLog(api.ReopenContainerLogRequest(
+        container_id=container_id))) == grpc.StatusCode.FAILED_PRECONDITION
