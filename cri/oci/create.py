@@ -62,16 +62,13 @@ def _reap(pid: int) -> None:
 def _open_stdio(
     fds: tuple[int | None, int | None, int | None], undo: contextlib.ExitStack
 ) -> tuple[int, int, int]:
-    result = []
-    null: int | None = None
-    for fd in fds:
-        if fd is None:
-            if null is None:
-                null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-                undo.callback(os.close, null)
-            fd = null
-        result.append(fd)
-    return result[0], result[1], result[2]
+    """The caller's fds, with /dev/null (closed when `undo` unwinds) in place of None."""
+    null = -1
+    if None in fds:
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        undo.callback(os.close, null)
+    a, b, c = (null if fd is None else fd for fd in fds)
+    return a, b, c
 
 
 def create(
@@ -155,14 +152,12 @@ def create(
             tmp = pid_file.with_name(pid_file.name + ".tmp")
             tmp.write_text(str(pid))
             os.replace(tmp, pid_file)
+        # Success: keep the state dir, cgroup and init; close only our temporary fds.
         undo.pop_all()
-        # the fds above are closed by hand on success (pop_all dropped their callbacks)
         for fd in (fifo_fd, read_fd, *(fd for _, fd in join_fds)):
             os.close(fd)
-        for i, fd in enumerate(stdio):
-            if fd != (stdin, stdout, stderr)[i] and fd not in (stdin, stdout, stderr):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        for fd in set(stdio) - {stdin, stdout, stderr}:
+            os.close(fd)  # the /dev/null stand-in
         log.info(
             "created container %s pid %d", container_id, pid, extra={"container_id": container_id}
         )
