@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from cri.image.content import ContentStore
@@ -58,11 +58,10 @@ def collect(
     content: ContentStore,
     layers: LayerStore,
     leases: Leases,
-    layers_in_use: Callable[[], set[str]],
+    layers_in_use: Iterable[str],
 ) -> None:
-    """Delete every layer and blob nothing needs any more."""
-    # Asked outside our lock: the container domain may take its own locks to answer.
-    in_use = {c if c.startswith(f"{ALGORITHM}:") else f"{ALGORITHM}:{c}" for c in layers_in_use()}
+    """Delete every layer and blob that no image, lease or container (`layers_in_use`) needs."""
+    in_use = {c if c.startswith(f"{ALGORITHM}:") else f"{ALGORITHM}:{c}" for c in layers_in_use}
     with leases.lock:
         wanted_layers, wanted_blobs = images.referenced()
         leased = set(leases.held)

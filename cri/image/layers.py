@@ -7,7 +7,8 @@ containerd's overlay applier does it:
 * `.wh.NAME` (a whiteout: NAME was deleted) becomes a 0/0 character device named NAME;
 * `.wh..wh..opq` (an opaque directory: hide everything below in lower layers) becomes the
   xattr `trusted.overlay.opaque=y` on its directory;
-* other `.wh..wh.*` entries are aufs bookkeeping and are skipped.
+* other `.wh..wh.*` entries, and whatever lies below them (`.wh..wh.plnk/`), are aufs
+  bookkeeping and are skipped.
 
 Modes, owners (numeric uid/gid; names are ignored), mtimes, symlinks, hard links to files earlier
 in the same layer, device nodes, fifos and `SCHILY.xattr.*` records are reproduced. Setting an
@@ -247,6 +248,9 @@ class _Applier:
         parts = _clean_name(m.name, "entry")
         if not parts:
             return  # the layer root itself: the diff directory keeps its own attributes
+        if any(p.startswith(WHITEOUT_META_PREFIX) for p in parts[:-1]):
+            log.debug("skipping aufs metadata entry %r", m.name)
+            return
         parent = self._parent(parts[:-1], m.name)
         base = parts[-1]
         if base.startswith(WHITEOUT_PREFIX):

@@ -165,11 +165,15 @@ class ImageService:
         Idempotent: removing an absent image is not an error.
         """
         image_id = self._resolve(ref)
+        # NOTE: asked before the record goes, outside our locks: the container domain may look
+        # the image up (by id) to find the layers its containers stack, and may take its own
+        # locks to answer.
+        in_use = self._layers_in_use()
         if image_id is not None:
             self._stores.images.delete(image_id)
             log.info("removed image %s (asked as %s)", image_id, ref, extra={"image_id": image_id})
         s = self._stores
-        collect(s.images, s.content, s.layers, s.leases, self._layers_in_use)
+        collect(s.images, s.content, s.layers, s.leases, in_use)
 
     # --- helpers ---------------------------------------------------------------------------
 
