@@ -2,7 +2,8 @@
 
 Pure functions over bytes a registry (or our own import) produced. Anything malformed is the
 remote side's fault, so it becomes `Internal` with a message naming what is wrong; a well-formed
-format we choose not to support (schema 1, zstd, non-sha256 digests) becomes `Unimplemented`.
+format we choose not to support (schema 1, zstd, non-sha256 digests) becomes `Unimplemented`; an
+index with nothing for this platform is `NotFound`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cri.errors import Internal, Unimplemented
+from cri.errors import Internal, NotFound, Unimplemented
 from cri.image.digest import DigestError, check_digest
 from cri.image.platform import Platform, match_rank
 
@@ -130,7 +131,8 @@ def select_platform(index: Index, host: Platform, what: str) -> Descriptor:
             best = (rank, entry)
     if best is None:
         offered = sorted({str(e.platform) for e in index.manifests if e.platform is not None})
-        raise Internal(
+        # NotFound, as in containerd and Docker: the image exists, just not for this machine.
+        raise NotFound(
             f"{what}: no manifest for platform {host} (index offers {', '.join(offered) or 'none'})"
         )
     return best[1]

@@ -188,6 +188,16 @@ def test_pull_index_picks_this_platform(
     assert service.get(f"{registry.host}/{repo}@{index_digest}") == image
 
 
+def test_index_without_this_platform_is_not_found(
+    service: ImageService, registry: LocalRegistry
+) -> None:
+    other = busybox_image(architecture="s390x", Labels={"arch": "s390x"})
+    repo = unique_repo()
+    push_index(registry.host, repo, "1", [(other, {"os": "linux", "architecture": "s390x"})])
+    with pytest.raises(NotFound, match="no manifest for platform linux/"):
+        service.pull(f"{registry.host}/{repo}:1")
+
+
 def test_pull_docker_schema2(service: ImageService, registry: LocalRegistry) -> None:
     built = busybox_image(docker=True, Labels={"format": "docker"})
     repo = unique_repo()

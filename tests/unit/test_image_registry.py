@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from cri.errors import Internal, InvalidArgument, Unimplemented
+from cri.errors import Internal, InvalidArgument, NotFound, Unimplemented
 from cri.image import manifest as mf
 from cri.image.platform import Platform, match_rank, normalize
 from cri.image.registry import (
@@ -125,7 +125,7 @@ def test_select_platform() -> None:
     assert mf.select_platform(index, Platform("linux", "arm64", "v8"), "t").digest.endswith("01")
     assert mf.select_platform(index, Platform("linux", "arm", "v7"), "t").digest.endswith("04")
     assert mf.select_platform(index, Platform("linux", "arm", "v6"), "t").digest.endswith("03")
-    with pytest.raises(Internal, match="no manifest for platform linux/s390x"):
+    with pytest.raises(NotFound, match="no manifest for platform linux/s390x"):
         mf.select_platform(index, Platform("linux", "s390x"), "t")
 
 
