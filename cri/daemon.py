@@ -50,14 +50,14 @@ class Daemon:
         )
 
     def _layers_in_use(self) -> set[str]:
-        """Layers under a sandbox or container rootfs: removing an image must not pull them."""
-        image_ids = {s.image_id for s in self.sandboxes.store.list()}
-        image_ids |= {c.image_id for c in self.containers.store.list()}
+        """Layers under a sandbox or container rootfs: removing an image must not pull them.
+
+        Read from the records, not the images: the image may already be gone."""
         in_use: set[str] = set()
-        for image_id in image_ids:
-            image = self.images.get(image_id)
-            if image is not None:
-                in_use.update(image.chain_ids)
+        for sandbox in self.sandboxes.store.list():
+            in_use.update(sandbox.image_layers)
+        for container in self.containers.store.list():
+            in_use.update(container.image_layers)
         return in_use
 
     def prepare(self) -> None:

@@ -59,6 +59,7 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
         config=config,
         image_ref=config.image.image,
         image_id=image.id,
+        image_layers=image.chain_ids,
         created_at=time.time_ns(),
         log_path=log_path_of(pod_config, config),
         runtime_handler=sandbox.runtime_handler,

@@ -54,6 +54,7 @@ class Container:
     config: v1.ContainerConfig
     image_ref: str  # what the user asked for
     image_id: str  # what it resolved to
+    image_layers: tuple[str, ...]  # chain ids under its rootfs: image removal keeps them
     created_at: int
     log_path: str  # absolute; "" when kubelet gave none
     runtime_handler: str
@@ -64,6 +65,7 @@ class Container:
             "config": base64.b64encode(self.config.SerializeToString()).decode(),
             "image_ref": self.image_ref,
             "image_id": self.image_id,
+            "image_layers": list(self.image_layers),
             "created_at": self.created_at,
             "log_path": self.log_path,
             "runtime_handler": self.runtime_handler,
@@ -79,6 +81,7 @@ class Container:
             config=v1.ContainerConfig.FromString(base64.b64decode(m["config"])),
             image_ref=m["image_ref"],
             image_id=m["image_id"],
+            image_layers=tuple(m.get("image_layers", ())),
             created_at=m["created_at"],
             log_path=m["log_path"],
             runtime_handler=m["runtime_handler"],

@@ -48,6 +48,7 @@ class Sandbox:
     netns_path: str  # "" with host network
     cgroups_path: str
     image_id: str
+    image_layers: tuple[str, ...]  # chain ids under its rootfs: image removal keeps them
     status: SandboxStatus
 
     @property
@@ -70,6 +71,7 @@ class Sandbox:
             "netns_path": self.netns_path,
             "cgroups_path": self.cgroups_path,
             "image_id": self.image_id,
+            "image_layers": list(self.image_layers),
         }
 
     @classmethod
@@ -84,6 +86,7 @@ class Sandbox:
             netns_path=m["netns_path"],
             cgroups_path=m["cgroups_path"],
             image_id=m["image_id"],
+            image_layers=tuple(m.get("image_layers", ())),
             status=SandboxStatus.from_json(row.status),
         )
 

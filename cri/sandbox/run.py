@@ -103,6 +103,7 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
         netns_path="" if host_network else str(svc.paths.netns(sandbox_id)),
         cgroups_path=f"{parent.rstrip('/')}/{sandbox_id}",
         image_id=image.id,
+        image_layers=image.chain_ids,
         status=SandboxStatus(),
     )
     data_dir = svc.paths.sandbox_data(sandbox_id)

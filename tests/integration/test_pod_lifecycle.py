@@ -374,3 +374,22 @@ def test_reopen_log_after_rotation(cri: CriClient, image: str, pod: Any, tmp_pat
     cri.runtime.StopContainer(api.StopContainerRequest(container_id=container_id, timeout=0))
     assert code_of(lambda: cri.runtime.ReopenContainerLog(api.ReopenContainerLogRequest(
         container_id=container_id))) == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_removing_an_image_keeps_layers_of_running_containers(
+        cri: CriClient, image: str, pod: Any) -> None:
+    api = cri.api
+    sandbox_id, config = pod
+    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
+        pod_sandbox_id=sandbox_id, sandbox_config=config,
+        config=container_config(api, image, ["sleep", "1000"], name="keeper"),
+    )).container_id
+    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    cri.images.RemoveImage(api.RemoveImageRequest(image=api.ImageSpec(image=image)))
+    # A second removal runs the layer collection again, now with the image record gone.
+    cri.images.RemoveImage(api.RemoveImageRequest(image=api.ImageSpec(image=image)))
+    result = cri.runtime.ExecSync(api.ExecSyncRequest(container_id=container_id,
+                                                      cmd=["ls", "/bin/sh"], timeout=10))
+    assert (result.exit_code, result.stdout) == (0, b"/bin/sh\n")
+    status = cri.runtime.ContainerStatus(api.ContainerStatusRequest(container_id=container_id))
+    assert status.status.state == api.CONTAINER_RUNNING
