@@ -245,17 +245,20 @@ def make_container(
 
     yield make
 
+    stuck = []
     for c in made:
         shim_pid = read_shim_pid(c.state_dir)
         c.oci.delete(c.id)
         # The shim exits by itself once its container is gone; give it its drain grace.
         if shim_pid is not None and not _wait_shim_gone(shim_pid, c.id, 5.0):
             os.kill(shim_pid, signal.SIGKILL)
+            stuck.append(c.id)
         # Shown by pytest only if the test failed.
         shim_log = c.state_dir / "shim.log"
         if shim_log.exists():
             print(f"--- {shim_log}\n{shim_log.read_text(errors='replace')}")
         shutil.rmtree(tmp_path / c.id, ignore_errors=True)
+    assert not stuck, f"shims still running 5 s after their container was deleted: {stuck}"
 
 
 def _wait_shim_gone(pid: int, container_id: str, timeout: float) -> bool:
@@ -360,7 +363,8 @@ def test_exit_is_reported_when_an_escaped_process_holds_the_output(
     started = time.monotonic()
     status = c.wait_exit(timeout=10.0)
     assert status.exit_code == 5
-    assert time.monotonic() - started < 5.0  # the ~2 s grace, not the 30 s sleep
+    # The ~2 s grace, not the 30 s sleep (with slack for a loaded test host).
+    assert time.monotonic() - started < 10.0
     assert c.output("stdout") == b"parent-done\n"
 
 
@@ -525,7 +529,7 @@ def test_bad_sync_timeout_kills_the_shim(tmp_path: Path) -> None:
             runtime=str(runtime),
             timeout=1.0,
         )
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10
     # The shim and the runtime it ran were killed together (one process group).
     assert wait_for(lambda: not _processes_mentioning(cid), 5.0)
 
