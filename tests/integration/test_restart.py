@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import _child_cgroups, _workdir, remove_everything
 from tests.integration.test_pod_lifecycle import container_config, pod_config, wait_for_state
-from tests.support.daemon import CriClient, DaemonProcess
-from tests.support.leaks import cgroups_under, mounts_under, processes_mentioning
+from tests.support.daemon import CriClient, DaemonProcess, running_daemon
 
 
 @pytest.fixture
 def restartable(pause_binary: Path) -> Iterator[DaemonProcess]:
-    workdir = _workdir()
-    process = DaemonProcess(workdir, pause_binary)
-    process.start()
-    try:
+    with running_daemon(pause_binary) as process:
         yield process
-    finally:
-        if process.proc is None or process.proc.poll() is not None:
-            process.start()
-        client = CriClient(process.socket)
-        try:
-            remove_everything(client)
-        finally:
-            client.close()
-            process.stop()
-        leftovers = [*mounts_under(workdir), *_child_cgroups(process.cgroup_parent),
-                     *processes_mentioning(str(workdir))]
-        for path in cgroups_under(process.cgroup_parent):
-            Path(path).rmdir()
-        shutil.rmtree(workdir, ignore_errors=True)
-        assert leftovers == []
 
 
 def test_containers_survive_a_daemon_restart(restartable: DaemonProcess, busybox_ref: str,

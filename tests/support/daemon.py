@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from cri.api.runtime.v1 import api_pb2 as v1
 from cri.api.runtime.v1 import api_pb2_grpc as v1_grpc
 from cri.api.runtime.v1alpha2 import api_pb2 as v1alpha2
 from cri.api.runtime.v1alpha2 import api_pb2_grpc as v1alpha2_grpc
+from tests.support.leaks import cgroups_under, mounts_under, processes_mentioning
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,3 +125,55 @@ class DaemonProcess:
             return self.log_file.read_text(errors="replace")[-20000:]
         except OSError:
             return ""
+
+
+def remove_everything(client: CriClient) -> None:
+    api = client.api
+    for sandbox in client.runtime.ListPodSandbox(api.ListPodSandboxRequest()).items:
+        client.runtime.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=sandbox.id))
+        client.runtime.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=sandbox.id))
+    for container in client.runtime.ListContainers(api.ListContainersRequest()).containers:
+        client.runtime.RemoveContainer(api.RemoveContainerRequest(container_id=container.id))
+
+
+def child_cgroups(parent: str) -> list[str]:
+    found = []
+    for path in cgroups_under(parent):
+        found += [str(p) for p in Path(path).iterdir() if p.is_dir()]
+    return found
+
+
+@contextmanager
+def running_daemon(pause_binary: Path, config_toml: str = "") -> Iterator[DaemonProcess]:
+    """A daemon on a fresh temp root; afterwards everything is removed through the API and the
+    test fails if any mount, cgroup, network namespace or process was left behind."""
+    # Short paths: overlay mount options must fit in one page.
+    workdir = Path(tempfile.mkdtemp(prefix="cri-", dir="/tmp"))
+    config_file = None
+    if config_toml:
+        config_file = workdir / "config.toml"
+        config_file.write_text(config_toml)
+    process = DaemonProcess(workdir, pause_binary, config_file=config_file)
+    process.start()
+    try:
+        yield process
+    finally:
+        if process.proc is None or process.proc.poll() is not None:
+            process.start()  # a test that stopped the daemon: clean up through a new one
+        client = CriClient(process.socket)
+        try:
+            remove_everything(client)
+        finally:
+            client.close()
+            process.stop()
+        leftovers = {
+            "mounts": mounts_under(workdir),
+            "cgroups": child_cgroups(process.cgroup_parent),
+            "netns": [str(p) for p in (process.state / "netns").glob("*")],
+            "processes": processes_mentioning(str(workdir)),
+        }
+        for path in cgroups_under(process.cgroup_parent):
+            Path(path).rmdir()
+        log = process.read_log()
+        shutil.rmtree(workdir, ignore_errors=True)
+        assert not any(leftovers.values()), f"left behind: {leftovers}\n{log}"
