@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from cri.errors import InvalidArgument
 from cri.image import ImageConfig
 from cri.spec import defaults
 from cri.spec.users import resolve_user
+
+log = logging.getLogger(__name__)
 
 _PROPAGATION = {
     v1.PROPAGATION_PRIVATE: "rprivate",
@@ -72,7 +75,8 @@ def _capabilities(sc: v1.LinuxContainerSecurityContext) -> dict[str, list[str]]:
         caps = defaults.all_capabilities()
         return {k: list(caps) for k in ("bounding", "effective", "permitted")}
     caps = list(defaults.DEFAULT_CAPABILITIES)
-    known = set(defaults.all_capabilities())
+    known = defaults.known_capabilities()
+    grantable = set(defaults.all_capabilities())
 
     def normal(name: str) -> str:
         name = name.upper()
@@ -86,7 +90,10 @@ def _capabilities(sc: v1.LinuxContainerSecurityContext) -> dict[str, list[str]]:
     if "ALL" in adds:
         caps = defaults.all_capabilities()
     else:
-        caps += [c for c in adds if c not in caps]
+        caps += [c for c in adds if c not in caps and c in grantable]
+        withheld = [c for c in adds if c not in grantable]
+        if withheld:
+            log.warning("capabilities %s requested but this host cannot grant them", withheld)
     if "ALL" in drops:
         caps = [c for c in adds if c != "ALL"]
     else:

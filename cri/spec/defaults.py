@@ -66,23 +66,37 @@ def base_mounts() -> list[dict[str, Any]]:
     ]
 
 
+# In bit order (linux/capability.h).
+_CAPABILITY_NAMES: tuple[str, ...] = (
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+)
+
+
+def known_capabilities() -> frozenset[str]:
+    """Names a config may mention, whether or not this host can grant them."""
+    return frozenset(f"CAP_{name}" for name in _CAPABILITY_NAMES)
+
+
 def all_capabilities() -> list[str]:
-    """Every capability this kernel knows (privileged containers ask for all of them)."""
-    names = [
-        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-        "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-        "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-        "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-        "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-        "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-        "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-    ]
+    """Every capability this host can grant (what privileged containers get).
+
+    Like containerd, this is the daemon's own bounding set rather than every capability the
+    kernel knows: asking runc for one the host lacks (CAP_SYS_RESOURCE here) fails the start.
+    """
+    bounding = (1 << len(_CAPABILITY_NAMES)) - 1
     try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
-    except OSError:
-        last = len(names) - 1
-    return [f"CAP_{name}" for name in names[: last + 1]]
+        with open("/proc/self/status") as f:
+            bounding = next(int(line.split()[1], 16) for line in f
+                            if line.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return [f"CAP_{name}" for bit, name in enumerate(_CAPABILITY_NAMES) if bounding & (1 << bit)]
 
 
 CAP_SYS_RESOURCE = 24

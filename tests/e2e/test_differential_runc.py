@@ -1,0 +1,212 @@
+"""The same CRI configs under the in-tree executor and under runc (Debian's, the oracle), through
+the real daemon: what the container sees from inside must be the same.
+
+Each case runs a probe script as the container's command (the create path) and again through
+ExecSync (the exec path), and compares section by section.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cri.api.runtime.v1 import api_pb2 as v1
+from cri.logs.cri_format import parse_line
+from tests.support.daemon import CriClient, DaemonProcess, running_daemon
+
+PROBE = r"""
+echo "== id"; id
+echo "== status"; grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
+echo "== hostname"; hostname
+echo "== cwd"; pwd
+echo "== env"; env | grep -v -E '^(HOSTNAME|PWD|SHLVL|_)='
+echo "== ulimit"; ulimit -a
+echo "== dev"; ls -l /dev | grep -v '^total'
+echo "== mounts"; cat /proc/self/mounts
+echo "== masked"; head -c 16 /proc/kcore 2>&1 | wc -c; ls /proc/acpi 2>&1 | wc -l
+echo "== readonly"; (echo 1 > /proc/sys/vm/overcommit_memory) 2>&1; (echo x > /probe-file) 2>&1
+echo "== cgroup"; for f in memory/memory.limit_in_bytes cpu/cpu.shares cpu/cpu.cfs_quota_us \
+    cpu/cpu.cfs_period_us cpuset/cpuset.cpus pids/pids.max; do
+  echo "$f $(cat /sys/fs/cgroup/$f 2>&1)"; done
+echo "== pid1"; cat /proc/1/cmdline | tr '\0' ' '; echo
+echo "== sysctl"; cat /proc/sys/kernel/shm_rmid_forced
+echo "== extra"; EXTRA
+"""
+
+
+def normalise(section: str, text: str) -> str:
+    lines = text.splitlines()
+    if section == "mounts":
+        out = []
+        for line in lines:
+            source, point, fstype, options = line.split()[:4]
+            opts = sorted(o for o in options.split(",")
+                          if not o.startswith(("lowerdir=", "upperdir=", "workdir=", "index=",
+                                               "redirect_dir=", "uuid=", "xino=")))
+            out.append(f"{point} {fstype} {','.join(opts)}")
+        return "\n".join(sorted(out))
+    if section == "dev":
+        # Device listing without dates (creation times differ run to run).
+        return "\n".join(sorted(re.sub(r"\w{3} +\d+ +[\d:]+ ", "", line) for line in lines))
+    return text
+
+
+def sections(output: str) -> dict[str, str]:
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("== "):
+            current = line[3:].strip()
+            found[current] = []
+        elif current is not None:
+            found[current].append(line)
+    return {name: normalise(name, "\n".join(body)) for name, body in found.items()}
+
+
+def pod(cri: CriClient, log_dir: Path, handler: str, **linux: Any) -> tuple[str, Any]:
+    name = f"diff-{handler or 'intree'}-{secrets.token_hex(3)}"
+    config = v1.PodSandboxConfig(
+        metadata=v1.PodSandboxMetadata(name=name, namespace="diff", uid=secrets.token_hex(8)),
+        hostname="probe-host", log_directory=str(log_dir),
+        linux=v1.LinuxPodSandboxConfig(sysctls={"kernel.shm_rmid_forced": "1"}, **linux))
+    sandbox_id = cri.runtime.RunPodSandbox(v1.RunPodSandboxRequest(
+        config=config, runtime_handler=handler)).pod_sandbox_id
+    return sandbox_id, config
+
+
+def run_probe(cri: CriClient, sandbox: tuple[str, Any], image: str, log_dir: Path,
+              config: v1.ContainerConfig, extra: str) -> tuple[dict[str, str], dict[str, str],
+                                                            int]:
+    sandbox_id, sandbox_config = sandbox
+    name = f"c{secrets.token_hex(4)}"
+    probe = PROBE.replace("EXTRA", extra)
+    config.metadata.name = name
+    config.image.image = image
+    config.log_path = f"{name}.log"
+    del config.command[:]
+    config.command.extend(["sh", "-c", probe + "\nsleep 1000"])
+    container_id = cri.runtime.CreateContainer(v1.CreateContainerRequest(
+        pod_sandbox_id=sandbox_id, config=config, sandbox_config=sandbox_config)).container_id
+    try:
+        cri.runtime.StartContainer(v1.StartContainerRequest(container_id=container_id))
+        log = log_dir / f"{name}.log"
+        deadline = time.monotonic() + 15
+        text = ""
+        while time.monotonic() < deadline:
+            if log.exists():
+                text = "\n".join(parse_line(line).content.decode(errors="replace")
+                                 for line in log.read_bytes().splitlines(keepends=True))
+                if "== extra" in text:
+                    time.sleep(0.2)
+                    text = "\n".join(parse_line(line).content.decode(errors="replace")
+                                     for line in log.read_bytes().splitlines(keepends=True))
+                    break
+            time.sleep(0.05)
+        init_view = sections(text)
+        result = cri.runtime.ExecSync(v1.ExecSyncRequest(container_id=container_id,
+                                                         cmd=["sh", "-c", probe], timeout=20))
+        exec_view = sections(result.stdout.decode(errors="replace")
+                             + result.stderr.decode(errors="replace"))
+        exit_result = cri.runtime.ExecSync(v1.ExecSyncRequest(
+            container_id=container_id, cmd=["sh", "-c", "exit 7"], timeout=10))
+        return init_view, exec_view, exit_result.exit_code
+    finally:
+        cri.runtime.RemoveContainer(v1.RemoveContainerRequest(container_id=container_id))
+
+
+def security(**kw: Any) -> v1.ContainerConfig:
+    kw.setdefault("namespace_options", v1.NamespaceOption(pid=v1.CONTAINER))
+    return v1.ContainerConfig(linux=v1.LinuxContainerConfig(
+        security_context=v1.LinuxContainerSecurityContext(**kw)))
+
+
+def resources(**kw: Any) -> v1.ContainerConfig:
+    config = security()
+    config.linux.resources.CopyFrom(v1.LinuxContainerResources(**kw))
+    return config
+
+
+def with_mounts(host_dir: Path) -> v1.ContainerConfig:
+    config = security()
+    config.mounts.extend([
+        v1.Mount(container_path="/data-ro", host_path=str(host_dir), readonly=True),
+        v1.Mount(container_path="/data-rw", host_path=str(host_dir)),
+        v1.Mount(container_path="/data-slave", host_path=str(host_dir),
+                 propagation=v1.PROPAGATION_HOST_TO_CONTAINER),
+    ])
+    return config
+
+
+CASES: dict[str, tuple[Callable[[Path], v1.ContainerConfig], str]] = {
+    "default": (lambda d: security(), "true"),
+    "run-as-user": (lambda d: security(run_as_user=v1.Int64Value(value=1000),
+                                       run_as_group=v1.Int64Value(value=1000),
+                                       supplemental_groups=[4242]), "true"),
+    "run-as-username": (lambda d: security(run_as_username="app"), "true"),
+    "capabilities": (lambda d: security(capabilities=v1.Capability(
+        add_capabilities=["SYS_ADMIN", "NET_ADMIN"], drop_capabilities=["CHOWN", "KILL"])),
+        "true"),
+    "drop-all-caps": (lambda d: security(capabilities=v1.Capability(
+        drop_capabilities=["ALL"], add_capabilities=["NET_BIND_SERVICE"])), "true"),
+    "privileged": (lambda d: security(privileged=True), "ls /dev | wc -l"),
+    "no-new-privs": (lambda d: security(no_new_privs=True), "true"),
+    "readonly-rootfs": (lambda d: security(readonly_rootfs=True),
+                        "(echo x > /tmp/x) 2>&1; echo x > /dev/shm/x && echo shm-ok"),
+    "masked-paths": (lambda d: security(masked_paths=["/etc/passwd"],
+                                        readonly_paths=["/tmp"]),
+                     "cat /etc/passwd | wc -c; (echo x > /tmp/y) 2>&1"),
+    "mounts": (with_mounts, "cat /data-ro/hello; (echo x > /data-ro/new) 2>&1; "
+                            "echo y > /data-rw/new && cat /data-rw/new"),
+    "resources": (lambda d: resources(memory_limit_in_bytes=64 << 20, cpu_shares=512,
+                                      cpu_quota=50000, cpu_period=100000, cpuset_cpus="0"),
+                  "true"),
+    "pod-pid-namespace": (lambda d: security(namespace_options=v1.NamespaceOption(pid=v1.POD)),
+                          "ps -o comm | grep -c pause"),
+    "working-dir-env": (lambda d: v1.ContainerConfig(
+        working_dir="/tmp", envs=[v1.KeyValue(key="GREETING", value=b"hi there")],
+        linux=v1.LinuxContainerConfig(security_context=v1.LinuxContainerSecurityContext(
+            namespace_options=v1.NamespaceOption(pid=v1.CONTAINER)))), "echo $GREETING"),
+}
+
+
+@pytest.fixture(scope="module")
+def daemon(pause_binary: Path) -> Iterator[DaemonProcess]:
+    with running_daemon(pause_binary, '[runtimes.runc]\nbinary = "/usr/sbin/runc"\n') as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def pods(daemon: DaemonProcess, busybox_ref: str,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    cri = CriClient(daemon.socket)
+    cri.images.PullImage(v1.PullImageRequest(image=v1.ImageSpec(image=busybox_ref)))
+    log_dir = tmp_path_factory.mktemp("difflogs")
+    host_dir = tmp_path_factory.mktemp("hostdir")
+    (host_dir / "hello").write_text("hello from the host\n")
+    yield {
+        "cri": cri, "logs": log_dir, "host_dir": host_dir,
+        "in-tree": pod(cri, log_dir, ""), "runc": pod(cri, log_dir, "runc"),
+    }
+    cri.close()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_container_sees_the_same_under_both(case: str, pods: dict[str, Any],
+                                            busybox_ref: str) -> None:
+    build, extra = CASES[case]
+    views = {}
+    for handler in ("in-tree", "runc"):
+        views[handler] = run_probe(pods["cri"], pods[handler], busybox_ref, pods["logs"],
+                                   build(pods["host_dir"]), extra)
+    ours, theirs = views["in-tree"], views["runc"]
+    assert ours[2] == theirs[2] == 7
+    for where, mine, oracle in (("init", ours[0], theirs[0]), ("exec", ours[1], theirs[1])):
+        assert set(mine) == set(oracle), f"{where}: sections differ"
+        for section in oracle:
+            assert mine[section] == oracle[section], f"{case} {where} [{section}] differs"
