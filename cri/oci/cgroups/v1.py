@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import fs
+from . import freezer, fs
 from .detect import Hierarchy
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,11 @@ class V1Manager:
         self._dirs = {h.name: os.path.join(h.mountpoint, path.lstrip("/")) for h in self._hier}
 
     @classmethod
-    def from_dirs(cls, dirs: Mapping[str, str]) -> V1Manager:
-        self = cls([], "/")
+    def from_dirs(cls, dirs: Mapping[str, str], write: Writer = fs.write) -> V1Manager:
+        """A manager for recorded directories; a hierarchy's name lists its controllers."""
+        # NOTE: the mount points are unknown here; only create() needs them, never run on these.
+        hierarchies = [Hierarchy(name, "", frozenset(name.split(","))) for name in dirs]
+        self = cls(hierarchies, "/", write=write)
         self._dirs = dict(dirs)
         return self
 
@@ -92,6 +95,12 @@ class V1Manager:
             return
         self._write(os.path.join(d, name), str(value))
 
+    def _current_limit(self, memory_dir: str) -> int:
+        try:
+            return int(fs.read(os.path.join(memory_dir, "memory.limit_in_bytes")))
+        except (FileNotFoundError, ValueError):
+            return 0
+
     def apply(self, resources: Mapping[str, Any]) -> None:
         mem = resources.get("memory") or {}
         if mem:
@@ -100,12 +109,16 @@ class V1Manager:
             has_memsw = memsw_dir is not None and os.path.exists(
                 os.path.join(memsw_dir, "memory.memsw.limit_in_bytes")
             )
-            # NOTE: memsw must stay >= limit at every moment: raise memsw first when growing.
+            if limit == -1 and swap is None and has_memsw:
+                swap = -1  # runc: unlimited memory without a swap value means unlimited swap too
+            # NOTE: the kernel keeps memsw >= limit at every moment, so the order depends on the
+            # current limit (runc's setMemoryAndSwap): swap first when it grows past it.
             if (
                 swap is not None
                 and has_memsw
                 and limit is not None
-                and (swap == -1 or swap >= limit)
+                and memsw_dir is not None
+                and (swap == -1 or self._current_limit(memsw_dir) < swap)
             ):
                 self._set("memory", "memory.memsw.limit_in_bytes", swap)
                 self._set("memory", "memory.limit_in_bytes", limit)
@@ -168,6 +181,28 @@ class V1Manager:
                 self._set(
                     "devices", "devices.allow" if rule.get("allow") else "devices.deny", _dev(rule)
                 )
+
+    def update(self, resources: Mapping[str, Any]) -> None:
+        """Apply new limits to the live cgroup (`runc update`: devices are never touched)."""
+        if resources.get("unified"):
+            from ..errors import Unsupported
+
+            raise Unsupported("linux.resources.unified needs cgroup v2; this host uses v1")
+        self.apply({k: v for k, v in resources.items() if k != "devices"})
+
+    def freezer_state(self) -> str | None:
+        return freezer.v1_state(self._dir_for("freezer"))
+
+    def freeze(self) -> None:
+        d = self._dir_for("freezer")
+        if d is None:
+            raise freezer.FreezeFailed("the v1 freezer hierarchy is not mounted")
+        freezer.v1_freeze(d, self._write)
+
+    def thaw(self) -> None:
+        d = self._dir_for("freezer")
+        if d is not None:
+            freezer.v1_thaw(d, self._write)
 
     def add(self, pid: int) -> None:
         for d in self._dirs.values():

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import fs
+from . import freezer, fs
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,15 @@ class V2Manager:
         self._write = write
 
     @classmethod
-    def from_dir(cls, directory: str) -> V2Manager:
-        self = cls("/", "/")
-        self._dir = directory
-        self._mount = "/"
-        return self
+    def from_dir(cls, directory: str, write: Writer = fs.write) -> V2Manager:
+        """A manager for a recorded directory; the mount is the topmost cgroup above it."""
+        mount = directory
+        while True:
+            parent = os.path.dirname(mount)
+            if parent == mount or not os.path.exists(os.path.join(parent, "cgroup.controllers")):
+                break
+            mount = parent
+        return cls(mount, os.path.relpath(directory, mount), write=write)
 
     @property
     def paths(self) -> dict[str, str]:
@@ -68,8 +72,18 @@ class V2Manager:
         return list(dict.fromkeys(needed))
 
     def create(self, resources: Mapping[str, Any]) -> None:
-        needed = self._needed(resources)
-        # Enable what the leaf needs in each ancestor, top down, limited to what each level offers.
+        self._enable(self._needed(resources))
+        self.apply(resources)
+
+    def update(self, resources: Mapping[str, Any]) -> None:
+        """New limits on the live cgroup; controllers not needed at create are enabled first."""
+        resources = {k: v for k, v in resources.items() if k != "devices"}
+        self._enable(self._needed(resources))
+        self.apply(resources)
+
+    def _enable(self, needed: list[str]) -> None:
+        """Enable what the leaf needs in each ancestor, top down, limited to what each level
+        offers; creates the directories on the way."""
         rel = os.path.relpath(self._dir, self._mount)
         d = self._mount
         for part in rel.split("/"):
@@ -88,7 +102,6 @@ class V2Manager:
             needed = wanted
             d = os.path.join(d, part)
             os.makedirs(d, exist_ok=True)
-        self.apply(resources)
 
     def _set(self, name: str, value: object) -> None:
         self._write(os.path.join(self._dir, name), str(value))
@@ -132,6 +145,16 @@ class V2Manager:
             if "/" in key or key.startswith("."):
                 raise ValueError(f"invalid unified key {key!r}")
             self._set(key, value)
+
+    def freezer_state(self) -> str | None:
+        return freezer.v2_state(self._dir)
+
+    def freeze(self) -> None:
+        freezer.v2_freeze(self._dir, self._write)
+
+    def thaw(self) -> None:
+        if os.path.exists(os.path.join(self._dir, "cgroup.freeze")):
+            freezer.v2_thaw(self._dir, self._write)
 
     def add(self, pid: int) -> None:
         self._write(os.path.join(self._dir, "cgroup.procs"), str(pid))
