@@ -1,5 +1,8 @@
 """create: validate, make the state dir, cgroup and fifo, fork the init, wait until it is ready.
 
+The init talks to us over a socketpair (sync.py): "hooks" (run prestart/createRuntime hooks now,
+in our namespaces, then answer "resume"), then "ready" or "error".
+
 Process contract (for the shim and the CLI):
 - The init is a *direct child* of the caller of create() (pid/time namespaces are entered by
   switching the caller's pid_for_children around the fork, no double fork), so the caller reaps it
@@ -12,18 +15,22 @@ Process contract (for the shim and the CLI):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
 import signal
+import socket
+from collections.abc import Sequence
 from pathlib import Path
 
-from . import cgroups, namespaces, sync
+from . import cgroups, fds, hooks, namespaces, sync
+from .console import check_request
 from .devices import DEFAULT_ALLOW_RULES
 from .errors import ContainerExists, InitFailed
 from .init import InitContext, run
 from .spec import Spec, load_spec
-from .state import Record, container_dir, now_rfc3339, proc_stat, save
+from .state import OCI_VERSION, Record, container_dir, now_rfc3339, proc_stat, save
 from .syscalls import RealSyscalls, Syscalls
 
 log = logging.getLogger(__name__)
@@ -80,13 +87,27 @@ def create(
     stdout: int | None = None,
     stderr: int | None = None,
     pid_file: Path | None = None,
+    console_socket: Path | None = None,
+    preserve_fds: Sequence[int] = (),
+    listen_fds: int = 0,
     sys: Syscalls | None = None,
 ) -> int:
-    """Create the container and return the init's host pid (blocked until `start`)."""
+    """Create the container and return the init's host pid (blocked until `start`).
+
+    console_socket: where the pty master goes when process.terminal (required then, refused
+    otherwise, as runc). preserve_fds: caller fds that become 3, 4, ... in the container; the
+    first `listen_fds` of them are socket-activation fds (LISTEN_FDS/LISTEN_PID=1 in its env).
+    """
     sys = sys or RealSyscalls()
     cdir = container_dir(root, container_id)
     bundle = Path(os.path.abspath(bundle))
     spec = load_spec(bundle)
+    check_request(spec.process.terminal, console_socket)
+    fds.check(preserve_fds)
+    if listen_fds:
+        proc = spec.process
+        env = proc.env + fds.activation_env(min(listen_fds, len(preserve_fds)))
+        spec = dataclasses.replace(spec, process=dataclasses.replace(proc, env=env))
     root.mkdir(parents=True, exist_ok=True, mode=0o711)
     try:
         cdir.mkdir(mode=0o711)
@@ -107,30 +128,61 @@ def create(
         cgroup.create(_resources_with_devices(spec))
 
         stdio = _open_stdio((stdin, stdout, stderr), undo)
+        console_fd: int | None = None
+        if console_socket is not None:
+            from .console import connect
+
+            console_fd = connect(console_socket)
+            undo.callback(os.close, console_fd)
         join_fds = namespaces.open_paths(spec.namespaces)
         for _, fd in join_fds:
             undo.callback(os.close, fd)
-        read_fd, write_fd = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        read_fd, write_fd = ours.detach(), theirs.detach()
         undo.callback(os.close, read_fd)
 
+        ctx = InitContext(
+            spec,
+            sys,
+            write_fd,
+            fifo_fd,
+            stdio,
+            cgroup,
+            join_fds,
+            container_id=container_id,
+            console_socket=console_fd,
+            extra_fds=tuple(preserve_fds),
+        )
         try:
             with namespaces.for_children(sys, spec.namespaces, spec.time_offsets):
                 pid = os.fork()
                 if pid == 0:
-                    _child(
-                        InitContext(spec, sys, write_fd, fifo_fd, stdio, cgroup, join_fds), read_fd
-                    )
+                    _child(ctx, read_fd)
         finally:
             os.close(write_fd)
         undo.callback(_reap, pid)
 
-        message = sync.receive(read_fd, READY_TIMEOUT)
-        if message is None:
-            raise InitFailed("container init exited without reporting")
-        if message.get("type") == "error":
-            sync.raise_error(message)
-        if message.get("type") != "ready":
-            raise InitFailed(f"unexpected message from init: {message}")
+        while True:
+            message = sync.receive(read_fd, READY_TIMEOUT)
+            if message is None:
+                raise InitFailed("container init exited without reporting")
+            kind = message.get("type")
+            if kind == "error":
+                sync.raise_error(message)
+            if kind == "ready":
+                break
+            if kind != "hooks":
+                raise InitFailed(f"unexpected message from init: {message}")
+            state = hooks.hook_state(
+                oci_version=OCI_VERSION,
+                container_id=container_id,
+                status="creating",
+                pid=pid,
+                bundle=str(bundle),
+                annotations=spec.annotations,
+            )
+            hooks.run_hooks(spec.hooks, hooks.RUNTIME_CREATE, state)
+            sync.send(read_fd, {"type": "resume"})
 
         pid_start = proc_stat(pid)
         if pid_start is None:
@@ -146,6 +198,8 @@ def create(
             cgroup_version=cgroup.version,
             cgroup_paths=cgroup.paths,
             namespace_paths=namespaces.paths_for(pid, spec.namespaces),
+            resources=dict(spec.resources),
+            hooks=dict(spec.raw.get("hooks") or {}),
         )
         save(root, record)
         if pid_file is not None:
@@ -156,6 +210,8 @@ def create(
         undo.pop_all()
         for fd in (fifo_fd, read_fd, *(fd for _, fd in join_fds)):
             os.close(fd)
+        if console_fd is not None:
+            os.close(console_fd)
         for fd in set(stdio) - {stdin, stdout, stderr}:
             os.close(fd)  # the /dev/null stand-in
         log.info(

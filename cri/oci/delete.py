@@ -1,4 +1,7 @@
-"""delete: kill what is left if allowed, remove the cgroup(s) and the state dir. No fork."""
+"""delete: kill what is left if allowed, remove the cgroup(s) and the state dir, run poststop.
+
+No fork of our own: the poststop hooks are programs started with subprocess (fork + exec).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 
 from . import cgroups
 from .errors import InvalidState, OciError
-from .kill import signal_all, signal_init
+from .kill import signal_all, signal_init, thaw_after_kill
 from .state import Record, Status, container_dir, init_alive, load, status_of
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,27 @@ def _wait_dead(record: Record) -> None:
         time.sleep(0.01)
 
 
+def _poststop(record: Record) -> None:
+    """Per the runtime-spec a failing poststop hook is logged and delete goes on."""
+    if not record.hooks.get("poststop"):
+        return
+    from .hooks import hook_state, run_hooks
+    from .spec import parse_hooks
+
+    state = hook_state(
+        oci_version=record.oci_version,
+        container_id=record.id,
+        status=Status.STOPPED.value,
+        pid=0,
+        bundle=record.bundle,
+        annotations=record.annotations,
+    )
+    try:
+        run_hooks(parse_hooks(record.hooks), ("poststop",), state, fatal=False)
+    except OciError as e:  # a hooks object that no longer parses
+        log.warning("poststop hooks of %s: %s", record.id, e)
+
+
 def delete(root: Path, container_id: str, *, force: bool = False) -> None:
     record = load(root, container_id)
     status = status_of(root, record)
@@ -36,12 +60,15 @@ def delete(root: Path, container_id: str, *, force: bool = False) -> None:
     # A created container is killed without --force, as runc does.
     if status is not Status.STOPPED:
         signal_init(record, signal.SIGKILL)
+        if status is Status.PAUSED:
+            thaw_after_kill(record)
         _wait_dead(record)
     manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
     # Without a pid namespace the init's death leaves the rest running: kill them too (runc does).
     deadline = time.monotonic() + DEATH_TIMEOUT
     while manager.pids():
         signal_all(record, signal.SIGKILL)
+        thaw_after_kill(record)  # a frozen leftover (paused, then its init died) must run to die
         if time.monotonic() > deadline:
             raise OciError(
                 f"container {container_id!r}: processes survive SIGKILL: {manager.pids()}"
@@ -50,3 +77,4 @@ def delete(root: Path, container_id: str, *, force: bool = False) -> None:
     manager.destroy()
     shutil.rmtree(container_dir(root, container_id), ignore_errors=True)
     log.info("deleted container %s", container_id, extra={"container_id": container_id})
+    _poststop(record)

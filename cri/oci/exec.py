@@ -2,9 +2,11 @@
 
 The pid namespace is entered like in create (pid_for_children switched around the fork), so the
 process is a direct child of the caller; it joins the cgroup and every other namespace of the init
-itself, then applies the process object as the init does and execs. It gets
-PR_SET_PDEATHSIG=SIGKILL so killing the exec front end kills it. The caller must be
-single-threaded (fork without exec).
+itself, becomes a session leader (as under runc), takes a terminal from the container's devpts if
+process.terminal (the master goes to `console_socket`, see console.py), then applies the process
+object as the init does and execs. It gets PR_SET_PDEATHSIG=SIGKILL so killing the exec front end
+kills it. `preserve_fds` become fds 3, 4, ... of the process. The caller must be single-threaded
+(fork without exec).
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import cgroups, namespaces, process, sync
+from . import cgroups, fds, namespaces, process, sync
 from .errors import InvalidState
-from .init import PreparedProcess, process_steps, run_steps
+from .init import PreparedProcess, Step, new_session, process_steps, run_steps
 from .spec import parse_process
 from .state import Status, load, status_of
 from .syscalls import PR_SET_PDEATHSIG, RealSyscalls, Syscalls
@@ -43,6 +45,8 @@ def exec_process(
     stderr: int | None,
     detach: bool = False,
     pid_file: Path | None = None,
+    console_socket: Path | None = None,
+    preserve_fds: Sequence[int] = (),
     sys: Syscalls | None = None,
 ) -> int:
     sys = sys or RealSyscalls()
@@ -51,6 +55,15 @@ def exec_process(
     if status not in (Status.CREATED, Status.RUNNING):
         raise InvalidState(f"cannot exec in container {container_id!r} that is {status.value}")
     proc = parse_process(process_spec)
+    from .console import check_request
+
+    check_request(proc.terminal, console_socket)
+    fds.check(preserve_fds)
+    console_fd: int | None = None
+    if console_socket is not None:
+        from .console import connect
+
+        console_fd = connect(console_socket)
     ns_list = namespaces.of_process(record.pid)
     join_fds = namespaces.open_paths(ns_list)
     manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
@@ -62,12 +75,24 @@ def exec_process(
             with namespaces.for_children(sys, ns_list):
                 pid = os.fork()
                 if pid == 0:
-                    _child(sys, manager, join_fds, proc, stdio, write_fd, read_fd)
+                    _child(
+                        sys,
+                        manager,
+                        join_fds,
+                        proc,
+                        stdio,
+                        write_fd,
+                        read_fd,
+                        console_fd,
+                        tuple(preserve_fds),
+                    )
         finally:
             os.close(write_fd)
             for _, fd in join_fds:
                 os.close(fd)
             os.close(null)
+            if console_fd is not None:
+                os.close(console_fd)
         message = sync.receive(read_fd, 60.0)
         if message is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -93,22 +118,37 @@ def _child(
     stdio: tuple[int, ...],
     write_fd: int,
     read_fd: int,
+    console_fd: int | None,
+    extra_fds: tuple[int, ...],
 ) -> None:
     code = 1
     try:
         os.close(read_fd)
         sys.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         prepared = PreparedProcess()
-        run_steps(
-            [
-                ("join cgroup", lambda: manager.add(0)),
-                ("join namespaces", lambda: namespaces.join(sys, join_fds)),
-            ]
-        )
+        steps: list[Step] = [
+            ("join cgroup", lambda: manager.add(0)),
+            ("join namespaces", lambda: namespaces.join(sys, join_fds)),
+            ("setsid", lambda: new_session(sys)),
+        ]
+        if console_fd is not None:
+            sock = console_fd
+
+            def make_console() -> None:
+                from .console import setup
+
+                setup(sys, sock, proc.console_size, mount=False)
+
+            steps.append(("console", make_console))
+        run_steps(steps)
         run_steps(process_steps(sys, proc, prepared))
-        process.install_stdio(stdio)
+        # keep the error pipe clear of the fds about to be installed at 0..2+len(extra_fds)
+        import fcntl
+
+        write_fd = fcntl.fcntl(write_fd, fcntl.F_DUPFD_CLOEXEC, 3 + len(extra_fds))
+        process.install_stdio((0, 1, 2) if console_fd is not None else stdio, extra_fds)
         process.reset_signals()
-        process.close_other_fds(keep=(write_fd,))
+        process.close_other_fds(keep=(write_fd,), start=3 + len(extra_fds))
         assert prepared.env is not None
         # write_fd is O_CLOEXEC: a successful exec closes it and the parent reads EOF.
         process.execute(prepared.path, proc.args, prepared.env)

@@ -17,10 +17,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from . import capabilities, devices, mounts, namespaces, process, rlimits, rootfs, sync, users
+from . import (
+    capabilities,
+    devices,
+    hooks,
+    mounts,
+    namespaces,
+    process,
+    rlimits,
+    rootfs,
+    scheduling,
+    sync,
+    users,
+)
 from .cgroups import CgroupManager
-from .errors import OciError
+from .errors import InitFailed, OciError
 from .spec import Process, Spec
+from .state import OCI_VERSION
 from .syscalls import PR_SET_NO_NEW_PRIVS, Syscalls
 
 log = logging.getLogger(__name__)
@@ -59,6 +72,10 @@ def set_oom_score_adj(value: int | None) -> None:
         log.warning("oom_score_adj %s not permitted (%s); keeping %s", value, e.strerror, current)
 
 
+def new_session(sys: Syscalls) -> None:
+    sys.setsid()
+
+
 @dataclass(slots=True)
 class PreparedProcess:
     path: str = ""
@@ -78,6 +95,12 @@ def process_steps(sys: Syscalls, proc: Process, out: PreparedProcess) -> list[St
         ("oom_score_adj", lambda: set_oom_score_adj(proc.oom_score_adj)),
         ("rlimits", lambda: rlimits.apply(proc.rlimits)),
     ]
+    if proc.scheduler is not None:
+        sched = proc.scheduler
+        steps.append(("scheduler", lambda: scheduling.apply_scheduler(sys, sched)))
+    if proc.io_priority is not None:
+        io = proc.io_priority
+        steps.append(("io priority", lambda: scheduling.apply_io_priority(sys, io)))
     if proc.no_new_privileges:
         steps.append(
             ("no_new_privileges", lambda: None if sys.prctl(PR_SET_NO_NEW_PRIVS, 1) else None)
@@ -103,6 +126,31 @@ class InitContext:
     stdio: tuple[int, int, int]
     cgroup: CgroupManager
     join_fds: list[tuple[str, int]]
+    container_id: str = ""
+    #: connected --console-socket fd when process.terminal (the init sends the pty master on it)
+    console_socket: int | None = None
+    #: caller fds that become 3, 4, ... in the container (preserve-fds, LISTEN_FDS)
+    extra_fds: tuple[int, ...] = ()
+
+
+def hook_state(ctx: InitContext, status: str) -> dict[str, object]:
+    """The state the init's own hooks get: its pid as seen in its pid namespace (runc's)."""
+    return hooks.hook_state(
+        oci_version=OCI_VERSION,
+        container_id=ctx.container_id,
+        status=status,
+        pid=os.getpid(),
+        bundle=str(ctx.spec.bundle),
+        annotations=ctx.spec.annotations,
+    )
+
+
+def _runtime_hooks(ctx: InitContext) -> None:
+    """Have the creator run prestart/createRuntime hooks (in the runtime namespaces) meanwhile."""
+    sync.send(ctx.sync_fd, {"type": "hooks"})
+    reply = sync.receive(ctx.sync_fd, None)
+    if reply is None or reply.get("type") != "resume":
+        raise InitFailed(f"the creator did not resume the init after its hooks: {reply}")
 
 
 def _mount_context(ctx: InitContext) -> mounts.MountContext:
@@ -148,6 +196,8 @@ def container_steps(ctx: InitContext) -> list[Step]:
             devices.create_symlinks(root)
 
     steps: list[Step] = [
+        # runc's init is a session leader too (and must be, to take a controlling terminal)
+        ("setsid", lambda: new_session(sys)),
         ("join cgroup", lambda: ctx.cgroup.add(0)),
         ("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)),
         ("new namespaces", lambda: sys.unshare(flags) if flags else None),
@@ -156,20 +206,55 @@ def container_steps(ctx: InitContext) -> list[Step]:
         ("bind rootfs", lambda: rootfs.bind_rootfs(sys, root)),
         ("mounts", spec_mounts),
         ("devices", make_devices),
-        ("pivot_root", lambda: rootfs.pivot(sys, root)),
+    ]
+    if hooks.has_any(spec.hooks, hooks.RUNTIME_CREATE):
+        steps.append(("createRuntime hooks", lambda: _runtime_hooks(ctx)))
+    if spec.hooks.get("createContainer"):
+        # in the container's namespaces, the old root still visible, cwd the rootfs (runc's)
+        steps.append(
+            (
+                "createContainer hooks",
+                lambda: hooks.run_hooks(
+                    spec.hooks, ("createContainer",), hook_state(ctx, "creating"), cwd=root
+                ),
+            )
+        )
+    steps.append(("pivot_root", lambda: rootfs.pivot(sys, root)))
+    if rootfs.propagates_after_pivot(spec.rootfs_propagation):
+        steps.append(
+            ("root propagation", lambda: rootfs.set_root_propagation(sys, spec.rootfs_propagation))
+        )
+    if ctx.console_socket is not None:
+        sock = ctx.console_socket
+
+        def make_console() -> None:
+            from .console import setup
+
+            setup(sys, sock, spec.process.console_size, mount=True)
+
+        steps.append(("console", make_console))
+    if spec.sysctl:
+        # Before the read-only paths: /proc/sys is one of them.
+        steps.append(("sysctl", lambda: rootfs.write_sysctls(dict(spec.sysctl))))
+    steps += [
         # runc's order: read-only paths first, then masks (a mask may sit under a read-only path)
         ("readonly paths", lambda: mounts.readonly_paths(sys, spec.readonly_paths)),
         ("masked paths", lambda: mounts.mask_paths(sys, spec.masked_paths)),
     ]
     if spec.root_readonly:
         steps.append(("readonly rootfs", lambda: rootfs.readonly_root(sys)))
-    if spec.sysctl:
-        steps.append(("sysctl", lambda: rootfs.write_sysctls(dict(spec.sysctl))))
     if spec.hostname:
         steps.append(("hostname", lambda: sys.sethostname(spec.hostname or "")))
     if spec.domainname:
         steps.append(("domainname", lambda: sys.setdomainname(spec.domainname or "")))
+    if spec.personality is not None:
+        persona = spec.personality
+        steps.append(("personality", lambda: _set_personality(sys, persona)))
     return steps
+
+
+def _set_personality(sys: Syscalls, persona: int) -> None:
+    sys.personality(persona)
 
 
 def _wait_for_start(fifo_fd: int) -> None:
@@ -187,17 +272,37 @@ def _wait_for_start(fifo_fd: int) -> None:
 
 
 def run(ctx: InitContext) -> NoReturn:
-    """The whole init; reports "ready" or an error on the sync pipe; ends in exec or raises."""
+    """The whole init; reports "ready" or an error on the sync pipe; ends in exec or exits."""
     prepared = PreparedProcess()
     run_steps(container_steps(ctx))
     run_steps(process_steps(ctx.sys, ctx.spec.process, prepared))
     sync.send(ctx.sync_fd, {"type": "ready"})
     os.close(ctx.sync_fd)
-    # From here on errors can no longer reach the creator: it has returned.
-    _wait_for_start(ctx.fifo_fd)
-    process.install_stdio(ctx.stdio)
-    process.reset_signals()
-    process.close_other_fds()
-    assert prepared.env is not None
-    process.execute(prepared.path, ctx.spec.process.args, prepared.env)
+    # From here on errors can no longer reach the creator: it has returned. They go to the
+    # container's stderr once installed (runc's init logs them the same way).
+    try:
+        _wait_for_start(ctx.fifo_fd)
+        # with a terminal, the console step already made the pty slave fds 0-2
+        stdio = (0, 1, 2) if ctx.console_socket is not None else ctx.stdio
+        process.install_stdio(stdio, ctx.extra_fds)
+        if ctx.spec.hooks.get("startContainer"):
+            # as the container user, in the container, before the execve
+            state = hook_state(ctx, "created")
+            run_steps(
+                [
+                    (
+                        "startContainer hooks",
+                        lambda: hooks.run_hooks(ctx.spec.hooks, ("startContainer",), state),
+                    )
+                ]
+            )
+        process.reset_signals()
+        process.close_other_fds(start=3 + len(ctx.extra_fds))
+        assert prepared.env is not None
+        process.execute(prepared.path, ctx.spec.process.args, prepared.env)
+    except BaseException as e:  # noqa: BLE001 - nobody else is left to report it
+        try:
+            os.write(2, f"cri-oci init: {e}\n".encode())
+        finally:
+            os._exit(127 if isinstance(e, OSError) else 1)
     raise AssertionError("unreachable")

@@ -1,4 +1,9 @@
-"""kill: signal the init (through a pidfd, after checking its start time) or every cgroup member."""
+"""kill: signal the init (through a pidfd, after checking its start time) or every cgroup member.
+
+`--all` freezes the cgroup around the signals when it can (runc's signalAllProcesses), so a
+process forking at that moment cannot leave a child unsignalled. A paused container stays frozen,
+except after SIGKILL: frozen (v1) processes cannot die, so it is thawed, as runc does.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import signal as _signal
 from pathlib import Path
 
 from . import cgroups
+from .cgroups.freezer import FreezeFailed
 from .errors import InvalidState
 from .state import Record, Status, init_alive, load, status_of
 
@@ -41,6 +47,28 @@ def signal_all(record: Record, sig: int) -> None:
             os.kill(pid, sig)
 
 
+def _signal_all_frozen(record: Record, sig: int, *, freeze: bool) -> None:
+    manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
+    froze = False
+    if freeze:
+        try:
+            manager.freeze()
+            froze = True
+        except (FreezeFailed, OSError) as e:
+            log.warning("kill --all of %s without freezing: %s", record.id, e)
+    try:
+        signal_all(record, sig)
+    finally:
+        if froze:
+            manager.thaw()
+
+
+def thaw_after_kill(record: Record) -> None:
+    """After SIGKILL to a paused container: let the processes run, so they can die."""
+    with contextlib.suppress(FreezeFailed, OSError):
+        cgroups.from_paths(record.cgroup_version, record.cgroup_paths).thaw()
+
+
 def kill(root: Path, container_id: str, signal: int, *, all: bool = False) -> None:
     record = load(root, container_id)
     status = status_of(root, record)
@@ -49,8 +77,11 @@ def kill(root: Path, container_id: str, signal: int, *, all: bool = False) -> No
     log.info(
         "kill %s signal %d all=%s", container_id, signal, all, extra={"container_id": container_id}
     )
+    paused = status is Status.PAUSED
     if all:
-        signal_all(record, signal)
+        _signal_all_frozen(record, signal, freeze=status in (Status.RUNNING, Status.CREATED))
         signal_init(record, signal)
     elif not signal_init(record, signal):
         raise InvalidState(f"container {container_id!r} is not running")
+    if paused and signal == _signal.SIGKILL:
+        thaw_after_kill(record)

@@ -73,19 +73,25 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-def install_stdio(stdio: Sequence[int]) -> None:
-    """dup2 the given fds to 0, 1, 2 (via copies, so permutations like stdout=2 work)."""
-    copies = [os.dup(fd) for fd in stdio]
+def install_stdio(stdio: Sequence[int], extra: Sequence[int] = ()) -> None:
+    """dup2 stdio to 0, 1, 2 and `extra` (--preserve-fds, LISTEN_FDS) to 3, 4, ... (inheritable).
+
+    Through copies above every target, so any permutation or overlap (stdout=2, extra fd 4
+    becoming 3) works.
+    """
+    import fcntl
+
+    wanted = [*stdio, *extra]
+    copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, len(wanted)) for fd in wanted]
     for target, fd in enumerate(copies):
         os.dup2(fd, target, inheritable=True)
     for fd in copies:
         os.close(fd)
 
 
-def close_other_fds(keep: Sequence[int] = ()) -> None:
-    """Close every fd >= 3 except `keep`, so nothing of the caller leaks into the container."""
-    start = 3
-    for fd in sorted(k for k in keep if k >= 3):
+def close_other_fds(keep: Sequence[int] = (), start: int = 3) -> None:
+    """Close every fd >= start except `keep`, so nothing of the caller leaks into the container."""
+    for fd in sorted(k for k in keep if k >= start):
         os.closerange(start, fd)
         start = fd + 1
     os.closerange(start, 1 << 20)

@@ -34,6 +34,12 @@ def set_root_propagation(sys: Syscalls, propagation: str | None) -> None:
     sys.mount(None, "/", None, flag, None)
 
 
+def propagates_after_pivot(propagation: str | None) -> bool:
+    """runc sets a non-private linux.rootfsPropagation on the new "/" again after pivot_root:
+    the first call (step 1) applied to the root that was then "/", not to the container's."""
+    return propagation is not None and not _PROPAGATION[propagation] & sc.MS_PRIVATE
+
+
 def _parent_mount(path: str, mountinfo: str) -> tuple[str, bool]:
     """(mount point holding `path`, whether it is shared) from /proc/self/mountinfo text."""
     best, shared = "/", False

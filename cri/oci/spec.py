@@ -2,7 +2,7 @@
 
 Validation happens before anything is created, so a bad spec fails with `InvalidSpec` and a clear
 message instead of half-way through the init. The raw dicts stay available (`Spec.raw`) for parts
-this view does not model yet (seccomp, hooks), which later issues will add here.
+this view does not model (seccomp is parsed by its own module).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,33 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSize:
+    height: int
+    width: int
+
+
+@dataclass(frozen=True, slots=True)
+class IOPriority:
+    """process.ioPriority (runtime-spec 1.1): an ioprio_set(2) class and level."""
+
+    ioprio_class: int  # IOPRIO_CLASS_RT 1, _BE 2, _IDLE 3
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduler:
+    """process.scheduler (runtime-spec 1.1): the sched_setattr(2) arguments."""
+
+    policy: int
+    nice: int
+    priority: int
+    flags: int
+    runtime: int
+    deadline: int
+    period: int
+
+
+@dataclass(frozen=True, slots=True)
 class Process:
     args: tuple[str, ...]
     env: tuple[str, ...]
@@ -70,6 +97,29 @@ class Process:
     no_new_privileges: bool
     oom_score_adj: int | None
     terminal: bool
+    console_size: ConsoleSize | None = None
+    io_priority: IOPriority | None = None
+    scheduler: Scheduler | None = None
+
+
+#: hook kinds in the order of the lifecycle (runtime-spec config.md#posix-platform-hooks)
+HOOK_KINDS = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    path: str
+    args: tuple[str, ...]
+    #: None: the hook inherits the runtime's environment (Go's exec.Cmd with a nil Env, as runc)
+    env: tuple[str, ...] | None
+    timeout: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +154,9 @@ class Spec:
     sysctl: Mapping[str, str]
     time_offsets: Mapping[str, Any]
     annotations: Mapping[str, str]
+    hooks: Mapping[str, tuple[Hook, ...]] = field(default_factory=dict)
+    #: linux.personality domain for personality(2) (PER_LINUX 0, PER_LINUX32 8), or None
+    personality: int | None = None
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -207,8 +260,18 @@ def parse_process(raw: Any, *, require_args: bool = True) -> Process:
             )
         )
     oom = proc.get("oomScoreAdj")
-    if proc.get("consoleSize") is not None and not proc.get("terminal"):
-        log.debug("process.consoleSize ignored without a terminal")
+    terminal = proc.get("terminal") or False
+    if not isinstance(terminal, bool):
+        raise InvalidSpec(f"process.terminal must be a boolean, got {terminal!r}")
+    console_size = None
+    if proc.get("consoleSize") is not None:
+        size = _obj(proc.get("consoleSize"), "process.consoleSize")
+        console_size = ConsoleSize(
+            height=_int(size.get("height"), "process.consoleSize.height", 0),
+            width=_int(size.get("width"), "process.consoleSize.width", 0),
+        )
+        if not terminal:
+            log.debug("process.consoleSize ignored without a terminal")
     return Process(
         args=args,
         env=env,
@@ -218,8 +281,117 @@ def parse_process(raw: Any, *, require_args: bool = True) -> Process:
         rlimits=tuple(rlimits),
         no_new_privileges=bool(proc.get("noNewPrivileges", False)),
         oom_score_adj=None if oom is None else _int(oom, "process.oomScoreAdj"),
-        terminal=bool(proc.get("terminal", False)),
+        terminal=terminal,
+        console_size=console_size,
+        io_priority=_io_priority(proc.get("ioPriority")),
+        scheduler=_scheduler(proc.get("scheduler")),
     )
+
+
+_IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def _io_priority(raw: Any) -> IOPriority | None:
+    if raw is None:
+        return None
+    io = _obj(raw, "process.ioPriority")
+    cls = io.get("class")
+    if cls not in _IOPRIO_CLASSES:
+        raise InvalidSpec(
+            f"process.ioPriority.class must be one of {', '.join(_IOPRIO_CLASSES)}, got {cls!r}"
+        )
+    priority = _int(io.get("priority"), "process.ioPriority.priority", 0)
+    if not 0 <= priority <= 7:
+        raise InvalidSpec(f"process.ioPriority.priority must be 0..7, got {priority}")
+    return IOPriority(_IOPRIO_CLASSES[cls], priority)
+
+
+SCHED_POLICIES = {
+    "SCHED_OTHER": 0,
+    "SCHED_FIFO": 1,
+    "SCHED_RR": 2,
+    "SCHED_BATCH": 3,
+    "SCHED_ISO": 4,
+    "SCHED_IDLE": 5,
+    "SCHED_DEADLINE": 6,
+}
+SCHED_FLAGS = {
+    "SCHED_FLAG_RESET_ON_FORK": 0x01,
+    "SCHED_FLAG_RECLAIM": 0x02,
+    "SCHED_FLAG_DL_OVERRUN": 0x04,
+    "SCHED_FLAG_KEEP_POLICY": 0x08,
+    "SCHED_FLAG_KEEP_PARAMS": 0x10,
+    "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+    "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40,
+}
+
+
+def _scheduler(raw: Any) -> Scheduler | None:
+    if raw is None:
+        return None
+    sched = _obj(raw, "process.scheduler")
+    policy = sched.get("policy")
+    if policy not in SCHED_POLICIES:
+        raise InvalidSpec(f"process.scheduler.policy: unknown policy {policy!r}")
+    flags = 0
+    for name in _strs(sched.get("flags"), "process.scheduler.flags"):
+        if name not in SCHED_FLAGS:
+            raise InvalidSpec(f"process.scheduler.flags: unknown flag {name!r}")
+        flags |= SCHED_FLAGS[name]
+    nice = _int(sched.get("nice"), "process.scheduler.nice", 0)
+    if not -20 <= nice <= 19:
+        raise InvalidSpec(f"process.scheduler.nice must be -20..19, got {nice}")
+    fields = {
+        k: _int(sched.get(k), f"process.scheduler.{k}", 0)
+        for k in ("priority", "runtime", "deadline", "period")
+    }
+    if policy in ("SCHED_FIFO", "SCHED_RR") and not 1 <= fields["priority"] <= 99:
+        raise InvalidSpec(f"process.scheduler.priority must be 1..99 for {policy}")
+    if policy not in ("SCHED_FIFO", "SCHED_RR") and fields["priority"] != 0:
+        raise InvalidSpec(f"process.scheduler.priority must be 0 for {policy}")
+    return Scheduler(policy=SCHED_POLICIES[policy], nice=nice, flags=flags, **fields)
+
+
+def parse_hooks(raw: Any) -> dict[str, tuple[Hook, ...]]:
+    """The `hooks` object; also re-read from state.json by start and delete."""
+    hooks = _obj(raw, "hooks")
+    result: dict[str, tuple[Hook, ...]] = {}
+    for kind, entries in hooks.items():
+        if kind not in HOOK_KINDS:
+            log.debug("unknown hook kind %r ignored", kind)
+            continue
+        parsed = []
+        for i, h in enumerate(_list(entries, f"hooks.{kind}")):
+            where = f"hooks.{kind}[{i}]"
+            h = _obj(h, where)
+            path = h.get("path")
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise InvalidSpec(f"{where}.path must be an absolute path, got {path!r}")
+            timeout = h.get("timeout")
+            if timeout is not None and _int(timeout, f"{where}.timeout") <= 0:
+                raise InvalidSpec(f"{where}.timeout must be greater than zero, got {timeout}")
+            env = None if h.get("env") is None else _strs(h.get("env"), f"{where}.env")
+            parsed.append(Hook(path, _strs(h.get("args"), f"{where}.args"), env, timeout))
+        if parsed:
+            result[kind] = tuple(parsed)
+    return result
+
+
+_PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def _personality(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    pers = _obj(raw, "linux.personality")
+    domain = pers.get("domain")
+    if domain not in _PERSONALITY_DOMAINS:
+        raise InvalidSpec(f"linux.personality.domain must be LINUX or LINUX32, got {domain!r}")
+    if _strs(pers.get("flags"), "linux.personality.flags"):
+        from .errors import Unsupported
+
+        raise Unsupported("linux.personality.flags: no flags are supported")
+    return _PERSONALITY_DOMAINS[domain]
 
 
 def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
@@ -237,10 +409,6 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
     if not root.is_dir():
         raise InvalidSpec(f"root.path {str(root)!r} does not exist or is not a directory")
     process = parse_process(raw.get("process"))
-    if process.terminal:
-        from .errors import Unsupported
-
-        raise Unsupported("process.terminal: consoles are not supported yet")
 
     mounts = []
     for i, m in enumerate(_list(raw.get("mounts"), "mounts")):
@@ -342,6 +510,10 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
             f"linux.cgroupsPath {cgroups_path!r}: the systemd cgroup driver is not supported"
         )
     annotations = _obj(raw.get("annotations"), "annotations")
+    if linux.get("intelRdt") is not None:
+        from .errors import Unsupported
+
+        raise Unsupported("linux.intelRdt: Intel RDT is not supported")
 
     return Spec(
         raw=raw,
@@ -363,6 +535,8 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
         sysctl=dict(sysctl),
         time_offsets=_obj(linux.get("timeOffsets"), "linux.timeOffsets"),
         annotations={str(k): str(v) for k, v in annotations.items()},
+        hooks=parse_hooks(raw.get("hooks")),
+        personality=_personality(linux.get("personality")),
     )
 
 

@@ -1,7 +1,12 @@
-"""start: release a created init by opening exec.fifo for reading. No fork, no threads.
+"""start: release a created init by opening exec.fifo for reading, then run poststart hooks.
 
-The fifo is opened O_NONBLOCK (so a dead init can't hang us in open), then polled while checking
-that the init is still alive; the init writes one byte once its blocking open returns.
+No fork of our own, no threads (hooks are programs started with subprocess: fork + exec). The fifo
+is opened O_NONBLOCK (so a dead init can't hang us in open), then polled while checking that the
+init is still alive; the init writes one byte once its blocking open returns.
+
+NOTE: poststart hooks run here, after the init was released, as the runtime-spec says; runc 1.1
+runs them at the end of `create` instead (fixed in runc 1.2). A failing poststart hook is logged
+and start succeeds (runtime-spec).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import time
 from pathlib import Path
 
 from .errors import InvalidState, OciError
-from .state import Status, container_dir, init_alive, load, status_of
+from .state import Record, Status, container_dir, init_alive, load, status_of
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +53,23 @@ def start(root: Path, container_id: str) -> None:
         os.close(fd)
     fifo.unlink(missing_ok=True)
     log.info("started container %s", container_id, extra={"container_id": container_id})
+    if record.hooks.get("poststart"):
+        _poststart(record)
+
+
+def _poststart(record: Record) -> None:
+    from .hooks import hook_state, run_hooks
+    from .spec import parse_hooks
+
+    state = hook_state(
+        oci_version=record.oci_version,
+        container_id=record.id,
+        status=Status.RUNNING.value,
+        pid=record.pid,
+        bundle=record.bundle,
+        annotations=record.annotations,
+    )
+    try:
+        run_hooks(parse_hooks(record.hooks), ("poststart",), state, fatal=False)
+    except OciError as e:
+        log.warning("poststart hooks of %s: %s", record.id, e)

@@ -2,12 +2,18 @@
 
     (create)            start opens exec.fifo           init exits / killed
     ------> created --------------------------------> running --------------> stopped
-               \\_____________________________________________________________/ (init dies)
+             |   ^                                      |   ^
+       pause |   | resume                         pause |   | resume
+             v   |                                      v   |
+             paused (freezer FROZEN; the init alive)    paused
+               \\________________ init dies (killed, thawed) ________________> stopped
 
 `<root>/<id>/state.json` holds what create learned (pid, its start time, cgroup and namespace
-paths) and is written once. Status is never stored: it is derived each time from
+paths, the hooks start and delete run) and is written by create; `update` rewrites it with the new
+`resources` (atomically, by rename). Status is never stored: it is derived each time from
 - the init being alive with the same pid *and* start time (field 22 of /proc/PID/stat), so a reused
   pid is not mistaken for ours, and not a zombie;
+- the cgroup's freezer state (paused while FROZEN);
 - `exec.fifo` still existing (created) or not (running; start removes it).
 """
 
@@ -67,7 +73,7 @@ class State:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """state.json: written once by create."""
+    """state.json: written by create; `resources` rewritten by update."""
 
     id: str
     pid: int
@@ -80,6 +86,10 @@ class Record:
     cgroup_paths: dict[str, str] = field(default_factory=dict)
     namespace_paths: dict[str, str] = field(default_factory=dict)
     oci_version: str = OCI_VERSION
+    #: linux.resources as last applied (create, then each update)
+    resources: dict[str, Any] = field(default_factory=dict)
+    #: the spec's raw `hooks` object: start runs poststart, delete poststop, from here
+    hooks: dict[str, Any] = field(default_factory=dict)
 
 
 def validate_id(container_id: str) -> None:
@@ -132,9 +142,21 @@ def init_alive(record: Record) -> bool:
     return st is not None and st[1] == record.pid_start and st[0] not in ("Z", "X")
 
 
+def is_frozen(record: Record) -> bool:
+    from .cgroups import from_paths
+    from .cgroups.freezer import FROZEN
+
+    try:
+        return from_paths(record.cgroup_version, record.cgroup_paths).freezer_state() == FROZEN
+    except OSError:
+        return False
+
+
 def status_of(root: Path, record: Record) -> Status:
     if not init_alive(record):
         return Status.STOPPED
+    if is_frozen(record):
+        return Status.PAUSED
     if (container_dir(root, record.id) / "exec.fifo").exists():
         return Status.CREATED
     return Status.RUNNING

@@ -1,7 +1,10 @@
-"""The sync pipe between the creator and the init: one JSON message per line, child to parent.
+"""The sync channel between the creator and the init: one JSON message per line.
 
-Messages: {"type": "ready"}; {"type": "error", "kind": <OciError subclass name>, "message": ...}.
-The write end is O_CLOEXEC, so a successful exec reads as EOF (used by exec_process).
+Child to parent: {"type": "hooks"} (create: run the createRuntime hooks now), {"type": "ready"};
+{"type": "error", "kind": <OciError subclass name>, "message": ...}. Parent to child (create's
+socketpair only): {"type": "resume"} after the hooks. Each side sends one message and then waits
+for the other's, so no message ever follows another unread. The child's end is O_CLOEXEC, so a
+successful exec reads as EOF (used by exec_process, over a plain pipe).
 """
 
 from __future__ import annotations
@@ -31,13 +34,13 @@ def send_error(fd: int, exc: BaseException) -> None:
     send(fd, {"type": "error", "kind": kind, "message": str(exc)})
 
 
-def receive(fd: int, timeout: float) -> dict[str, Any] | None:
-    """The next message, or None on EOF. Raises InitFailed on timeout."""
+def receive(fd: int, timeout: float | None) -> dict[str, Any] | None:
+    """The next message, or None on EOF. Raises InitFailed on timeout (None: no timeout)."""
     buf = b""
-    deadline = time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
     while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
             raise InitFailed("timed out waiting for the container init")
         ready, _, _ = select.select([fd], [], [], left)
         if not ready:

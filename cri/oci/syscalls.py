@@ -64,12 +64,50 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
+# ioprio_set(2)
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
+
+#: syscall numbers glibc 2.36 has no wrapper for, per machine
+_NR = {
+    "x86_64": {"pivot_root": 155, "ioprio_set": 251, "sched_setattr": 314},
+    "aarch64": {"pivot_root": 41, "ioprio_set": 30, "sched_setattr": 274},
+}
+
 
 @dataclass(frozen=True, slots=True)
 class CapSets:
     effective: int
     permitted: int
     inheritable: int
+
+
+@dataclass(frozen=True, slots=True)
+class SchedAttr:
+    """struct sched_attr (SCHED_ATTR_SIZE_VER0, 48 bytes: no utilization clamps)."""
+
+    policy: int
+    flags: int = 0
+    nice: int = 0
+    priority: int = 0
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+    def pack(self) -> bytes:
+        import struct
+
+        return struct.pack(
+            "=IIQiIQQQ",
+            48,
+            self.policy,
+            self.flags,
+            self.nice,
+            self.priority,
+            self.runtime,
+            self.deadline,
+            self.period,
+        )
 
 
 class Syscalls(Protocol):
@@ -90,6 +128,10 @@ class Syscalls(Protocol):
     def capget(self) -> CapSets: ...
     def capset(self, caps: CapSets) -> None: ...
     def mknod(self, path: str, mode: int, device: int) -> None: ...
+    def setsid(self) -> None: ...
+    def ioprio_set(self, which: int, who: int, ioprio: int) -> None: ...
+    def sched_setattr(self, attr: SchedAttr) -> None: ...
+    def personality(self, persona: int) -> int: ...
 
 
 _libc: ctypes.CDLL | None = None
@@ -167,8 +209,8 @@ class RealSyscalls:
     def pivot_root(self, new_root: str, put_old: str) -> None:
         import ctypes
 
-        # glibc has no pivot_root wrapper; syscall number 155 on x86_64, 41 on aarch64.
-        nr = {"x86_64": 155, "aarch64": 41}[os.uname().machine]
+        # glibc has no pivot_root wrapper.
+        nr = _NR[os.uname().machine]["pivot_root"]
         _check(
             _lib().syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)),
             "pivot_root",
@@ -232,6 +274,32 @@ class RealSyscalls:
     def mknod(self, path: str, mode: int, device: int) -> None:
         os.mknod(path, mode, device)
 
+    def setsid(self) -> None:
+        os.setsid()
+
+    def ioprio_set(self, which: int, who: int, ioprio: int) -> None:
+        import ctypes
+
+        nr = _NR[os.uname().machine]["ioprio_set"]
+        args = (ctypes.c_int(which), ctypes.c_int(who), ctypes.c_int(ioprio))
+        _check(_lib().syscall(ctypes.c_long(nr), *args), "ioprio_set", which, who, ioprio)
+
+    def sched_setattr(self, attr: SchedAttr) -> None:
+        import ctypes
+
+        nr = _NR[os.uname().machine]["sched_setattr"]
+        buf = ctypes.create_string_buffer(attr.pack())
+        _check(
+            _lib().syscall(ctypes.c_long(nr), ctypes.c_int(0), buf, ctypes.c_uint(0)),
+            "sched_setattr",
+            attr,
+        )
+
+    def personality(self, persona: int) -> int:
+        import ctypes
+
+        return _check(_lib().personality(ctypes.c_ulong(persona)), "personality", hex(persona))
+
 
 @dataclass(slots=True)
 class RecordingSyscalls:
@@ -286,6 +354,19 @@ class RecordingSyscalls:
 
     def mknod(self, path: str, mode: int, device: int) -> None:
         self._record("mknod", path, mode, device)
+
+    def setsid(self) -> None:
+        self._record("setsid")
+
+    def ioprio_set(self, which: int, who: int, ioprio: int) -> None:
+        self._record("ioprio_set", which, who, ioprio)
+
+    def sched_setattr(self, attr: SchedAttr) -> None:
+        self._record("sched_setattr", attr)
+
+    def personality(self, persona: int) -> int:
+        self._record("personality", persona)
+        return 0
 
     def mounts(self) -> list[tuple[Any, ...]]:
         """Just the mount calls, as (source, target, fstype, flags, data)."""

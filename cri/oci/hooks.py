@@ -1,0 +1,139 @@
+"""OCI hooks (runtime-spec config.md#posix-platform-hooks): who runs which, where, and with what.
+
+    kind             run by     namespaces   when                                    on failure
+    prestart         create     runtime's    = createRuntime (deprecated)            create fails
+    createRuntime    create     runtime's    namespaces and mounts made, before      create fails
+                                             pivot_root (the init waits meanwhile)
+    createContainer  the init   container's  then, before pivot_root; cwd = rootfs   create fails
+    startContainer   the init   container's  after `start`, before the user execve   init dies
+    poststart        start      runtime's    the user process started                logged only
+    poststop         delete     runtime's    the container is gone                   logged only
+
+Each hook gets the container state (specs.State JSON: ociVersion, id, status, pid, bundle,
+annotations, with pid and annotations omitted when empty, like runc) on stdin. Hooks run the
+program at `path` with `args` as its argv (argv = [path] when args is empty), `env` as its
+whole environment (the runtime's own when env is absent, as Go's exec.Cmd does for runc) and an
+optional timeout in seconds. Inside the init, `status` is "creating"/"created" and `pid` is the
+init's pid as seen from its own pid namespace, as runc reports it there.
+
+NOTE: hooks are started with `subprocess` (fork + exec), which the daemon allows: only a bare
+fork() without exec is forbidden there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import OciError
+from .spec import Hook
+
+log = logging.getLogger(__name__)
+
+#: what the creator runs while the init waits, in this order (runc's)
+RUNTIME_CREATE = ("prestart", "createRuntime")
+
+
+class HookFailed(OciError):
+    pass
+
+
+def hook_state(
+    *,
+    oci_version: str,
+    container_id: str,
+    status: str,
+    pid: int,
+    bundle: str,
+    annotations: Mapping[str, str],
+) -> dict[str, Any]:
+    """specs.State as runc marshals it (omitempty on pid and annotations)."""
+    state: dict[str, Any] = {"ociVersion": oci_version, "id": container_id, "status": status}
+    if pid:
+        state["pid"] = pid
+    state["bundle"] = bundle
+    if annotations:
+        state["annotations"] = dict(annotations)
+    return state
+
+
+def _environment(env: Iterable[str]) -> dict[str, str]:
+    result = {}
+    for entry in env:
+        key, _, value = entry.partition("=")
+        result[key] = value
+    return result
+
+
+def _text(data: bytes) -> str:
+    return data.decode(errors="replace").strip()
+
+
+def run_hook(
+    hook: Hook, state: Mapping[str, Any], *, kind: str, index: int, cwd: str | None = None
+) -> None:
+    """Run one hook to completion; HookFailed on a non-zero exit, a timeout or a failed exec."""
+    import subprocess
+
+    argv = list(hook.args) or [hook.path]
+    env = None if hook.env is None else _environment(hook.env)
+    where = f"error running {kind} hook #{index} ({hook.path})"
+    try:
+        proc = subprocess.Popen(
+            argv,
+            executable=hook.path,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+        )
+    except OSError as e:
+        raise HookFailed(f"{where}: {e.strerror or e}") from None
+    with proc:
+        try:
+            out, err = proc.communicate(json.dumps(state).encode(), timeout=hook.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise HookFailed(
+                f"{where}: hook ran past specified timeout of {hook.timeout}s"
+            ) from None
+    if proc.returncode != 0:
+        how = (
+            f"signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exit status {proc.returncode}"
+        )
+        raise HookFailed(f"{where}: {how}, stdout: {_text(out)}, stderr: {_text(err)}")
+    log.debug("%s hook #%d (%s) done", kind, index, hook.path)
+
+
+def run_hooks(
+    hooks: Mapping[str, tuple[Hook, ...]],
+    kinds: Iterable[str],
+    state: Mapping[str, Any],
+    *,
+    fatal: bool = True,
+    cwd: str | None = None,
+) -> None:
+    """Run every hook of `kinds` in order; stop at the first failure unless not `fatal`.
+
+    Non-fatal (poststart, poststop): a failure is logged and the remaining hooks still run, as
+    the runtime-spec requires.
+    """
+    for kind in kinds:
+        for index, hook in enumerate(hooks.get(kind, ())):
+            try:
+                run_hook(hook, state, kind=kind, index=index, cwd=cwd)
+            except HookFailed as e:
+                if fatal:
+                    raise
+                log.warning("%s", e, extra={"container_id": state.get("id")})
+
+
+def has_any(hooks: Mapping[str, tuple[Hook, ...]], kinds: Iterable[str]) -> bool:
+    return any(hooks.get(kind) for kind in kinds)
