@@ -1,13 +1,17 @@
 """An OCI runtime (runtime-spec 1.x, Linux): a library for the shim and daemon, and a runc-like CLI.
 
-create(root, id, bundle, stdin=, stdout=, stderr=, pid_file=) -> init pid
-        (forks; the caller must be single-threaded)
-start(root, id)                                                          (no fork)
+create(root, id, bundle, stdin=, stdout=, stderr=, pid_file=, console_socket=, preserve_fds=,
+       listen_fds=) -> init pid            (forks; the caller must be single-threaded)
+start(root, id)                            (no fork; runs poststart hooks with subprocess)
 state(root, id) -> State
-kill(root, id, signal, all=False)                                        (no fork)
-delete(root, id, force=False)                                            (no fork)
+kill(root, id, signal, all=False)          (no fork)
+delete(root, id, force=False)              (no fork; runs poststop hooks with subprocess)
+pause(root, id) / resume(root, id)         (no fork; the cgroup freezer)
+update(root, id, resources) -> merged resources                          (no fork)
 list_containers(root) -> list[State]
-exec_process(root, id, process, stdin=, stdout=, stderr=, detach=, pid_file=) -> exit code | pid
+exec_process(root, id, process, stdin=, stdout=, stderr=, detach=, pid_file=, console_socket=,
+             preserve_fds=) -> exit code | pid
+features() -> runc-style features JSON
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ if TYPE_CHECKING:
         Unsupported,
     )
     from .exec import exec_process
+    from .features import features
     from .kill import kill
+    from .pause import pause, resume
     from .start import start
     from .state import State, Status, list_containers, state
+    from .update import update
 
 DEFAULT_ROOT = "/run/cri/oci"
 
@@ -45,6 +52,10 @@ _LAZY = {
     "kill": "kill",
     "delete": "delete",
     "exec_process": "exec",
+    "pause": "pause",
+    "resume": "pause",
+    "update": "update",
+    "features": "features",
     "OciError": "errors",
     "ContainerNotFound": "errors",
     "ContainerExists": "errors",
@@ -99,8 +110,12 @@ __all__ = [
     "create",
     "delete",
     "exec_process",
+    "features",
     "kill",
+    "pause",
+    "resume",
     "list_containers",
     "start",
     "state",
+    "update",
 ]

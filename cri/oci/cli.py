@@ -1,10 +1,18 @@
 """`python -m cri.oci`: the runc command-line contract (the subset containerd and CRI-O use).
 
     [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...
-    create --bundle B [--pid-file P] [--console-socket S] [--no-pivot] [--no-new-keyring] ID
+    create --bundle B [--pid-file P] [--console-socket S] [--preserve-fds N] [--no-pivot]
+           [--no-new-keyring] ID
     start ID | state ID | delete [--force] ID | kill ID [SIGNAL] [--all]
-    list | ps [--format json] ID
-    exec [--process FILE] [--detach] [--pid-file P] [--cwd D] [--env K=V]... [--tty] ID [ARGS...]
+    pause ID | resume ID | list | ps [--format table|json] ID [PS ARGS...] | features
+    exec [--process FILE] [--detach] [--pid-file P] [--cwd D] [--env K=V]... [--tty]
+         [--console-socket S] [--preserve-fds N] ID [ARGS...]
+    update [--resources FILE|-] [--memory M] [--memory-swap M] [--memory-reservation M]
+           [--cpu-shares N] [--cpu-quota N] [--cpu-period N] [--cpuset-cpus C]
+           [--cpuset-mems M] [--pids-limit N] [--blkio-weight N] ID
+
+Socket activation as runc: with LISTEN_FDS=N and LISTEN_PID=<this pid>, `create` passes fds
+3..3+N-1 to the container with LISTEN_FDS=N LISTEN_PID=1; --preserve-fds follows them.
 
 The parser is hand-written: argparse costs more start-up time than the whole `state` command.
 Errors go to stderr and, with --log, to the log file (JSON lines with --log-format json, which is
@@ -178,12 +186,12 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
             {"no-pivot", "no-new-keyring"},
         )
         cid = _one_id(a, command)
-        if "console-socket" in a.values:
-            from .errors import Unsupported
+        from .fds import cli_fds, listen_fds
 
-            raise Unsupported("--console-socket: terminals are not supported yet")
         bundle = Path(a.values.get("bundle") or a.values.get("b") or ".")
         pid_file = a.values.get("pid-file")
+        console = a.values.get("console-socket")
+        preserve = cli_fds(os.environ, os.getpid(), _count(a, "preserve-fds"), activation=True)
         create(
             root,
             cid,
@@ -192,6 +200,9 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
             stdout=1,
             stderr=2,
             pid_file=Path(pid_file) if pid_file else None,
+            console_socket=Path(console) if console else None,
+            preserve_fds=preserve,
+            listen_fds=listen_fds(os.environ, os.getpid()),
         )
         return 0
     if command == "start":
@@ -241,22 +252,93 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
                 )
         return 0
     if command == "ps":
-        from . import cgroups
-        from .state import load
+        return _ps(rest, root)
+    if command in ("pause", "resume"):
+        from .pause import pause, resume
 
-        a = parse(rest, {"format", "f"}, set())
-        record = load(root, _one_id(a, command))
-        pids = cgroups.from_paths(record.cgroup_version, record.cgroup_paths).pids()
-        if (a.values.get("format") or a.values.get("f")) == "json":
-            print(json.dumps(pids))
-        else:
-            print("PID")
-            for pid in pids:
-                print(pid)
+        cid = _one_id(parse(rest, set(), set()), command)
+        (pause if command == "pause" else resume)(root, cid)
+        return 0
+    if command == "update":
+        return _update(rest, root)
+    if command == "features":
+        from .features import features
+
+        parse(rest, set(), set())
+        print(json.dumps(features(), indent=4))
         return 0
     if command == "exec":
         return _exec(rest, root)
     raise UsageError(f"unknown command {command!r}")
+
+
+def _count(a: Args, name: str) -> int:
+    text = a.values.get(name, "0")
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"invalid value {text!r} for --{name}") from None
+    if value < 0:
+        raise UsageError(f"--{name} must not be negative")
+    return value
+
+
+def _ps(rest: list[str], root: Path) -> int:
+    """runc ps: `ps -ef` (or the ARGS given after the id) filtered to the container's pids."""
+    from . import cgroups
+    from .state import load
+
+    a = parse(rest, {"format", "f"}, set(), stop_at_positional=1)
+    if not a.positional:
+        raise UsageError('"ps" requires a container id')
+    cid, ps_args = a.positional[0], a.positional[1:]
+    record = load(root, cid)
+    pids = cgroups.from_paths(record.cgroup_version, record.cgroup_paths).pids()
+    fmt = a.values.get("format") or a.values.get("f") or "table"
+    if fmt == "json":
+        print(json.dumps(pids))
+        return 0
+    if fmt != "table":
+        raise UsageError(f"invalid format option {fmt!r}")
+    import subprocess
+
+    p = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise UsageError(f"ps: {p.stdout}{p.stderr}".strip())
+    lines = p.stdout.splitlines()
+    header = lines[0].split() if lines else []
+    if "PID" not in header:
+        raise UsageError("couldn't find PID field in ps output")
+    column = header.index("PID")
+    print(lines[0])
+    wanted = set(pids)
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > column and fields[column].isdigit() and int(fields[column]) in wanted:
+            print(line)
+    return 0
+
+
+def _update(rest: list[str], root: Path) -> int:
+    from .update import FLAGS, IGNORED_FLAGS, RDT_FLAGS, resources_from_flags, update
+
+    a = parse(rest, {"resources", "r", *FLAGS, *IGNORED_FLAGS, *RDT_FLAGS}, set())
+    cid = _one_id(a, "update")
+    source = a.values.get("resources") or a.values.get("r")
+    if source:
+        # runc: with --resources, every other flag is ignored
+        try:
+            if source == "-":
+                request = json.load(sys.stdin)
+            else:
+                with open(source) as f:
+                    request = json.load(f)
+        except ValueError as e:
+            raise UsageError(f"--resources: invalid JSON: {e}") from None
+    else:
+        request = resources_from_flags({k: v for k, v in a.values.items() if k not in ("r",)})
+    update(root, cid, request)
+    return 0
 
 
 def _exec(rest: list[str], root: Path) -> int:
@@ -281,10 +363,6 @@ def _exec(rest: list[str], root: Path) -> int:
         {"env", "e", "cap", "c"},
         stop_at_positional=1,
     )
-    if {"tty", "t"} & a.flags:
-        from .errors import Unsupported
-
-        raise Unsupported("exec --tty: terminals are not supported yet")
     if not a.positional:
         raise UsageError('"exec" requires a container id')
     cid, args = a.positional[0], a.positional[1:]
@@ -300,7 +378,7 @@ def _exec(rest: list[str], root: Path) -> int:
         with open(os.path.join(record.bundle, "config.json")) as f:
             proc = dict(json.load(f).get("process") or {})
         proc["args"] = args
-        proc["terminal"] = False
+        proc["terminal"] = bool({"tty", "t"} & a.flags)
         env = list(proc.get("env") or []) + a.lists.get("env", []) + a.lists.get("e", [])
         proc["env"] = env
         if a.values.get("cwd"):
@@ -319,6 +397,21 @@ def _exec(rest: list[str], root: Path) -> int:
                 )
     pid_file = a.values.get("pid-file")
     detach = bool({"detach", "d"} & a.flags)
+    console = a.values.get("console-socket")
+    from .fds import cli_fds
+
+    preserve = cli_fds(os.environ, os.getpid(), _count(a, "preserve-fds"), activation=False)
+    if proc.get("terminal") and not detach and not console:
+        from .tty_proxy import exec_with_terminal
+
+        return exec_with_terminal(
+            root, cid, proc, pid_file=Path(pid_file) if pid_file else None, preserve_fds=preserve
+        )
+    if console and not detach:
+        from .console import NO_TTY
+        from .errors import OciError
+
+        raise OciError(NO_TTY)  # runc: a console socket only for a detached process
     code = exec_process(
         root,
         cid,
@@ -328,6 +421,8 @@ def _exec(rest: list[str], root: Path) -> int:
         stderr=2,
         detach=detach,
         pid_file=Path(pid_file) if pid_file else None,
+        console_socket=Path(console) if console else None,
+        preserve_fds=preserve,
     )
     return 0 if detach else code
 

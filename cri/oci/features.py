@@ -1,0 +1,58 @@
+"""`features`: what this executor implements, in runc's `features` JSON shape
+(runtime-spec features.md): what the executor supports, not what this host offers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .spec import HOOK_KINDS, NAMESPACE_TYPES
+
+OCI_VERSION_MIN = "1.0.0"
+OCI_VERSION_MAX = "1.1.0"
+
+
+def _mount_options() -> list[str]:
+    from .mounts import _FLAGS, _IGNORED, _PROPAGATION
+
+    return sorted({*_FLAGS, *_PROPAGATION, *_IGNORED})
+
+
+def _seccomp() -> dict[str, Any]:
+    import importlib
+    import importlib.util
+
+    enabled = importlib.util.find_spec("cri.oci.seccomp") is not None
+    result: dict[str, Any] = {"enabled": enabled}
+    if enabled:
+        # NOTE: the seccomp package owns the details (runc lists actions, operators, archs);
+        # it may offer them as `features()`.
+        details = getattr(importlib.import_module("cri.oci.seccomp"), "features", None)
+        if callable(details):
+            result.update(details())
+    return result
+
+
+def features() -> dict[str, Any]:
+    from .capabilities import NAMES
+
+    unsupported_ns = {"user"}  # NOTE: user namespaces are refused (spec.py)
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION_MAX,
+        "hooks": list(HOOK_KINDS),
+        "mountOptions": _mount_options(),
+        "linux": {
+            "namespaces": sorted(n for n in NAMESPACE_TYPES if n not in unsupported_ns),
+            "capabilities": list(NAMES),
+            "cgroup": {
+                "v1": True,
+                "v2": True,
+                "systemd": False,
+                "systemdUser": False,
+            },
+            "seccomp": _seccomp(),
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+        },
+        "annotations": {"io.github.cri-py.oci.version": "0.1.0"},
+    }
