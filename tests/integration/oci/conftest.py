@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,6 +38,12 @@ APPLETS = [
     "sort",
     "wc",
     "ulimit",
+    "tty",
+    "stty",
+    "ionice",
+    "uname",
+    "nproc",
+    "touch",
 ]
 
 needs_root = pytest.mark.skipif(
@@ -93,6 +100,61 @@ def oci_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def cid() -> Iterator[str]:
     yield "t-" + uuid.uuid4().hex[:12]
+
+
+def runc(root: Path, *args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run(
+        [RUNC, "--root", str(root), *args], capture_output=True, text=True, timeout=60, **kw
+    )
+    if check:
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+    return p
+
+
+@contextlib.contextmanager
+def console_listener(directory: Path) -> Iterator[tuple[Path, socket.socket]]:
+    """A listening console socket, as containerd's: (path, listener). No thread: create()'s
+    connect completes on the backlog and the master waits in the socket until accept()."""
+    path = directory / f"console-{uuid.uuid4().hex[:8]}.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        listener.listen(4)
+        listener.settimeout(20)
+        yield path, listener
+    finally:
+        listener.close()
+        path.unlink(missing_ok=True)
+
+
+def receive_pty(listener: socket.socket) -> tuple[int, str]:
+    """(master fd, payload) of the next console message."""
+    from cri.oci.console import receive_master
+
+    conn, _ = listener.accept()
+    with conn:
+        return receive_master(conn)
+
+
+def read_pty(master: int, timeout: float = 20.0) -> str:
+    """Everything written to the pty until every slave is closed (EIO), \r\n -> \n."""
+    import select
+    import time
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if not ready:
+            continue
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    return out.decode(errors="replace").replace("\r\n", "\n")
 
 
 def set_cgroups_path(spec: dict[str, Any], cid: str) -> None:
