@@ -181,7 +181,8 @@ def create(
                 bundle=str(bundle),
                 annotations=spec.annotations,
             )
-            hooks.run_hooks(spec.hooks, hooks.RUNTIME_CREATE, state)
+            # runc runs them from the bundle (runc create chdirs there)
+            hooks.run_hooks(spec.hooks, hooks.RUNTIME_CREATE, state, cwd=str(bundle))
             sync.send(read_fd, {"type": "resume"})
 
         pid_start = proc_stat(pid)

@@ -9,6 +9,8 @@
     poststart        start      runtime's    the user process started                logged only
     poststop         delete     runtime's    the container is gone                   logged only
 
+The runtime's create-time and poststart hooks run from the bundle directory (runc create chdirs
+there, and runc 1.1 runs poststart from create); poststop from where `delete` was called (runc).
 Each hook gets the container state (specs.State JSON: ociVersion, id, status, pid, bundle,
 annotations, with pid and annotations omitted when empty, like runc) on stdin. Hooks run the
 program at `path` with `args` as its argv (argv = [path] when args is empty), `env` as its

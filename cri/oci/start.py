@@ -70,6 +70,8 @@ def _poststart(record: Record) -> None:
         annotations=record.annotations,
     )
     try:
-        run_hooks(parse_hooks(record.hooks), ("poststart",), state, fatal=False)
+        # from the bundle, as runc 1.1 (which runs them at the end of create, from the bundle)
+        cwd = record.bundle if os.path.isdir(record.bundle) else None
+        run_hooks(parse_hooks(record.hooks), ("poststart",), state, fatal=False, cwd=cwd)
     except OciError as e:
         log.warning("poststart hooks of %s: %s", record.id, e)

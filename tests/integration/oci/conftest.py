@@ -111,6 +111,26 @@ def runc(root: Path, *args: str, check: bool = True, **kw: Any) -> subprocess.Co
     return p
 
 
+def runc_create(
+    root: Path, cid: str, bundle: Path, *extra: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`runc create` with its stdio (inherited by the container) on a file, not a pipe: a pipe
+    would keep subprocess waiting for the container to exit. stdout and stderr: that file."""
+    out = bundle / f"{cid}.runc.out"
+    with open(out, "w") as f:
+        p = subprocess.run(
+            [RUNC, "--root", str(root), "create", "--bundle", str(bundle), *extra, cid],
+            stdin=subprocess.DEVNULL,
+            stdout=f,
+            stderr=f,
+            timeout=60,
+        )
+    text = out.read_text()
+    if check:
+        assert p.returncode == 0, text
+    return subprocess.CompletedProcess(p.args, p.returncode, text, text)
+
+
 @contextlib.contextmanager
 def console_listener(directory: Path) -> Iterator[tuple[Path, socket.socket]]:
     """A listening console socket, as containerd's: (path, listener). No thread: create()'s
