@@ -55,7 +55,7 @@ class RuntimeServicer:
         for name in handlers:
             response.runtime_handlers.add(name=name, features=v1.RuntimeHandlerFeatures(
                 recursive_read_only_mounts=False, user_namespaces=False))
-        response.features.supplemental_groups_policy = False
+        response.features.supplemental_groups_policy = True
         if request.verbose:
             response.info["config"] = json.dumps({
                 "root": str(self._config.root), "state": str(self._config.state),

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterable
 
 from . import syscalls as sc
-from .paths import secure_join
+from .paths import make_dirs, secure_join
 from .spec import Device
 from .syscalls import Syscalls
 
@@ -60,7 +60,7 @@ def create_devices(
 
 def _create(sys: Syscalls, rootfs: str, dev: Device) -> None:
     dest = secure_join(rootfs, dev.path)
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    make_dirs(os.path.dirname(dest))
     if os.path.lexists(dest):
         os.unlink(dest)
     mode = _KIND[dev.type] | (dev.file_mode & 0o7777)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from . import syscalls as sc
 from .errors import InvalidSpec
-from .paths import secure_join
+from .paths import make_dirs, secure_join
 from .spec import Mount
 from .syscalls import Syscalls
 
@@ -134,12 +134,12 @@ class MountContext:
 
 def _ensure(dest: str, as_file: bool) -> None:
     if as_file:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        make_dirs(os.path.dirname(dest))
         if not os.path.lexists(dest):
             with open(dest, "a"):
                 pass
     else:
-        os.makedirs(dest, exist_ok=True)
+        make_dirs(dest)
 
 
 def _bind(sys: Syscalls, source: str, dest: str, opts: Options, rec: bool) -> None:
@@ -196,7 +196,7 @@ def _mount_cgroup(sys: Syscalls, dest: str, opts: Options, ctx: MountContext) ->
     sys.mount("tmpfs", dest, "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
     for host_dir, name in ctx.cgroup_v1:
         sub = os.path.join(dest, name)
-        os.makedirs(sub, exist_ok=True)
+        make_dirs(sub)
         sys.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REC, None)
         sys.mount(host_dir, sub, None, flags | sc.MS_BIND | sc.MS_REMOUNT, None)
         # Co-mounted controllers (cpu,cpuacct) get per-controller symlinks, as on the host.

@@ -39,3 +39,17 @@ def secure_join(root: str, unsafe: str) -> str:
             resolved = []
         pending = [p for p in target.split("/") if p] + pending
     return os.path.join(root, *resolved) if resolved else root.rstrip("/") or "/"
+
+
+def make_dirs(path: str, mode: int = 0o755) -> None:
+    """mkdir -p where every created level gets `mode` (os.makedirs applies it to the leaf only,
+    and the init runs with umask 0, so parents would be world-writable)."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        make_dirs(parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        pass

@@ -170,6 +170,38 @@ def _mounts(inp: ContainerSpecInput) -> list[dict[str, Any]]:
     return mounts
 
 
+def _rootfs_propagation(cfg: v1.ContainerConfig) -> str:
+    """A bidirectional mount needs a shared root to propagate through (containerd's rule)."""
+    modes = {m.propagation for m in cfg.mounts}
+    return "rshared" if v1.PROPAGATION_BIDIRECTIONAL in modes else "rslave"
+
+
+def _host_devices() -> list[dict[str, Any]]:
+    """Every device node of the host, for privileged containers (as containerd gives them)."""
+    import os
+    import stat
+
+    devices: list[dict[str, Any]] = []
+    for directory, subdirs, files in os.walk("/dev"):
+        # Per-container instances, not host devices.
+        subdirs[:] = [d for d in subdirs if os.path.join(directory, d) not in
+                      ("/dev/pts", "/dev/shm", "/dev/mqueue")]
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                if path in ("/dev/console", "/dev/ptmx"):
+                    continue
+                devices.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                                "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                                "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                                "gid": st.st_gid})
+    return devices
+
+
 def _resources(cfg: v1.ContainerConfig) -> dict[str, Any]:
     r = cfg.linux.resources
     resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
@@ -265,6 +297,7 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
         run_as_username=sc.run_as_username,
         run_as_group=sc.run_as_group.value if sc.HasField("run_as_group") else None,
         supplemental_groups=tuple(sc.supplemental_groups),
+        strict_groups=sc.supplemental_groups_policy == v1.Strict,
     )
     env = merge_env(inp.image.env, {kv.key: _text(kv.value) for kv in cfg.envs})
     if inp.sandbox_config.hostname or not inp.pod.host_network:
@@ -273,6 +306,8 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
     resources = _resources(cfg)
     if sc.privileged:
         resources["devices"] = [{"allow": True, "access": "rwm"}]
+        named = {d["path"] for d in devices}
+        devices += [d for d in _host_devices() if d["path"] not in named]
     else:
         resources["devices"] += _default_device_rules() + device_rules
     process: dict[str, Any] = {
@@ -293,7 +328,7 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
         "cgroupsPath": inp.cgroups_path,
         "resources": resources,
         "devices": devices,
-        "rootfsPropagation": "rslave",
+        "rootfsPropagation": _rootfs_propagation(cfg),
     }
     if not sc.privileged:
         linux["maskedPaths"] = list(sc.masked_paths) or list(defaults.MASKED_PATHS)

@@ -90,7 +90,9 @@ def resolve_user(
     run_as_username: str,
     run_as_group: int | None,
     supplemental_groups: tuple[int, ...] = (),
+    strict_groups: bool = False,
 ) -> ResolvedUser:
+    """`strict_groups` is SupplementalGroupsPolicy Strict: the image's /etc/group adds nothing."""
     entries = _passwd(rootfs)
     by_uid = {e.uid: e for e in reversed(entries)}
     by_name = {e.name: e for e in entries}
@@ -122,7 +124,7 @@ def resolve_user(
         gid = run_as_group
 
     additional: list[int] = [gid]
-    if name:
+    if name and not strict_groups:
         additional += _member_gids(rootfs, name)
     additional += list(supplemental_groups)
     seen: dict[int, None] = dict.fromkeys(additional)

@@ -7,6 +7,7 @@ ExecSync (the exec path), and compares section by section.
 
 from __future__ import annotations
 
+import difflib
 import re
 import secrets
 import time
@@ -149,6 +150,8 @@ CASES: dict[str, tuple[Callable[[Path], v1.ContainerConfig], str]] = {
                                        run_as_group=v1.Int64Value(value=1000),
                                        supplemental_groups=[4242]), "true"),
     "run-as-username": (lambda d: security(run_as_username="app"), "true"),
+    "strict-groups": (lambda d: security(run_as_username="app", supplemental_groups=[7],
+                                         supplemental_groups_policy=v1.Strict), "true"),
     "capabilities": (lambda d: security(capabilities=v1.Capability(
         add_capabilities=["SYS_ADMIN", "NET_ADMIN"], drop_capabilities=["CHOWN", "KILL"])),
         "true"),
@@ -209,4 +212,7 @@ def test_container_sees_the_same_under_both(case: str, pods: dict[str, Any],
     for where, mine, oracle in (("init", ours[0], theirs[0]), ("exec", ours[1], theirs[1])):
         assert set(mine) == set(oracle), f"{where}: sections differ"
         for section in oracle:
-            assert mine[section] == oracle[section], f"{case} {where} [{section}] differs"
+            diff = "\n".join(difflib.unified_diff(oracle[section].splitlines(),
+                                                   mine[section].splitlines(), "runc",
+                                                   "in-tree", lineterm=""))
+            assert mine[section] == oracle[section], f"{case} {where} [{section}]:\n{diff}"

@@ -69,6 +69,7 @@ def test_users_resolve_from_the_image(rootfs: Path) -> None:
     assert resolve(run_as_user=4242) == (4242, 0, (0,))
     assert resolve(run_as_username="app", run_as_group=7, supplemental_groups=(9,)) == \
         (1000, 7, (7, 2000, 9))
+    assert resolve(image_user="app", strict_groups=True) == (1000, 1000, (1000,))
     with pytest.raises(InvalidArgument):
         resolve(image_user="nobody-here")
 
