@@ -35,8 +35,12 @@ def set_root_propagation(sys: Syscalls, propagation: str | None) -> None:
 
 
 def propagates_after_pivot(propagation: str | None) -> bool:
-    """runc sets a non-private linux.rootfsPropagation on the new "/" again after pivot_root:
-    the first call (step 1) applied to the root that was then "/", not to the container's."""
+    """Whether to set a non-private linux.rootfsPropagation again on the new "/" after pivot_root.
+
+    The runtime-spec gives the container's rootfs that propagation, but step 1 set it on what was
+    "/" then (our copy of the host's root). NOTE: runc 1.1.5 and crun 1.8.1 stop there and leave
+    the container's "/" private; we follow the spec.
+    """
     return propagation is not None and not _PROPAGATION[propagation] & sc.MS_PRIVATE
 
 

@@ -73,6 +73,9 @@ _NR = {
     "x86_64": {"pivot_root": 155, "ioprio_set": 251, "sched_setattr": 314},
     "aarch64": {"pivot_root": 41, "ioprio_set": 30, "sched_setattr": 274},
 }
+# NOTE: read once at import: after personality(PER_LINUX32) uname says i686 while we still make
+# 64-bit system calls.
+_MACHINE = os.uname().machine
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +213,7 @@ class RealSyscalls:
         import ctypes
 
         # glibc has no pivot_root wrapper.
-        nr = _NR[os.uname().machine]["pivot_root"]
+        nr = _NR[_MACHINE]["pivot_root"]
         _check(
             _lib().syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)),
             "pivot_root",
@@ -280,14 +283,14 @@ class RealSyscalls:
     def ioprio_set(self, which: int, who: int, ioprio: int) -> None:
         import ctypes
 
-        nr = _NR[os.uname().machine]["ioprio_set"]
+        nr = _NR[_MACHINE]["ioprio_set"]
         args = (ctypes.c_int(which), ctypes.c_int(who), ctypes.c_int(ioprio))
         _check(_lib().syscall(ctypes.c_long(nr), *args), "ioprio_set", which, who, ioprio)
 
     def sched_setattr(self, attr: SchedAttr) -> None:
         import ctypes
 
-        nr = _NR[os.uname().machine]["sched_setattr"]
+        nr = _NR[_MACHINE]["sched_setattr"]
         buf = ctypes.create_string_buffer(attr.pack())
         _check(
             _lib().syscall(ctypes.c_long(nr), ctypes.c_int(0), buf, ctypes.c_uint(0)),

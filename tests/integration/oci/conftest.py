@@ -44,6 +44,7 @@ APPLETS = [
     "uname",
     "nproc",
     "touch",
+    "sed",
 ]
 
 needs_root = pytest.mark.skipif(
