@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -86,8 +87,17 @@ HOSTS: Mapping[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+#: what uname says under personality(PER_LINUX32) -> the 64-bit machine a 64-bit Python runs on
+_LINUX32_NAMES = {"i386": "x86_64", "i686": "x86_64", "armv8l": "aarch64", "armv7l": "aarch64"}
+
+
 def host_machine() -> str:
-    return os.uname().machine
+    """The machine whose ABI this process uses. NOTE: a spec's personality LINUX32 makes uname
+    answer i686 (or armv8l) in the init while it still makes 64-bit system calls."""
+    machine = os.uname().machine
+    if sys.maxsize > 2**32:
+        machine = _LINUX32_NAMES.get(machine, machine)
+    return machine
 
 
 def native_name(machine: str | None = None) -> str:

@@ -3,12 +3,18 @@
 The kernel accepts a filter only from a thread with no_new_privs set or with CAP_SYS_ADMIN in its
 user namespace; the init orders its steps for that (see cri.oci.init). A filter is permanent: it
 survives execve and can only be narrowed by stacking more filters.
+
+`arm()` does all the preparation (ctypes, libc, the `struct sock_fprog`) up front and returns a
+call that only makes the syscall: the init arms the filter while the host's filesystem is still
+its root (Python imports modules lazily, from files that pivot_root leaves behind) and installs
+it at the last moment.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 from .bpf import Program
 
@@ -17,15 +23,19 @@ log = logging.getLogger(__name__)
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 SECCOMP_SET_MODE_FILTER = 1
+EACCES = 13
+EINVAL = 22
 
 
-def install_filter(program: Program, flags: int | None = None) -> None:
-    """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog), or prctl(PR_SET_SECCOMP) without flags
-    (what runc does: the older call works on every kernel that has filters)."""
+def arm(program: Program, flags: int | None = None) -> Callable[[], None]:
+    """Prepare `program` for installation; the returned call installs it (raising OSError).
+
+    Without flags it uses prctl(PR_SET_SECCOMP) as runc does (every kernel with filters has it);
+    with flags, seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog).
+    """
     import ctypes
 
-    from .arch import native_name
-    from .arch import sections as _sections
+    from .arch import native_name, sections
 
     flags = program.flags if flags is None else flags
     raw = program.pack()
@@ -34,34 +44,46 @@ def install_filter(program: Program, flags: int | None = None) -> None:
     class SockFprog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
-    prog = SockFprog(len(program), ctypes.cast(buf, ctypes.c_void_p))
+    # `prog` holds only the buffer's address: the call keeps both alive through `refs`
+    refs = (SockFprog(len(program), ctypes.cast(buf, ctypes.c_void_p)), buf)
     # "libc.so.6" directly: ctypes.util.find_library forks ldconfig, slow and fork-unsafe.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    if flags == 0:
-        rc = libc.prctl(
-            ctypes.c_int(PR_SET_SECCOMP),
-            ctypes.c_ulong(SECCOMP_MODE_FILTER),
-            ctypes.byref(prog),
-            ctypes.c_ulong(0),
-            ctypes.c_ulong(0),
-        )
-    else:
-        nr = _sections((), None)[0].syscalls()["seccomp"]
-        rc = libc.syscall(
-            ctypes.c_long(nr),
-            ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
-            ctypes.c_ulong(flags),
-            ctypes.byref(prog),
-        )
-    if rc == 0:
-        log.debug("seccomp filter of %d instructions installed (flags %#x)", len(program), flags)
-        return
-    if rc > 0:  # TSYNC: the id of a thread that could not be synchronised
-        raise OSError(f"seccomp: thread {rc} could not be synchronised (TSYNC)")
-    err = ctypes.get_errno()
-    hint = ""
-    if err == 13:  # EACCES
-        hint = " (needs no_new_privs or CAP_SYS_ADMIN)"
-    elif err == 22:  # EINVAL
-        hint = f" (flags {flags:#x} or the program rejected by this kernel, {native_name()})"
-    raise OSError(err, f"installing the seccomp filter: {os.strerror(err)}{hint}")
+    nr_seccomp = sections(())[0].syscalls()["seccomp"] if flags else 0
+    machine = native_name()
+    count = len(program)
+
+    def install() -> None:
+        if flags == 0:
+            rc = libc.prctl(
+                ctypes.c_int(PR_SET_SECCOMP),
+                ctypes.c_ulong(SECCOMP_MODE_FILTER),
+                ctypes.byref(refs[0]),
+                ctypes.c_ulong(0),
+                ctypes.c_ulong(0),
+            )
+        else:
+            rc = libc.syscall(
+                ctypes.c_long(nr_seccomp),
+                ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
+                ctypes.c_ulong(flags),
+                ctypes.byref(refs[0]),
+            )
+        if rc == 0:
+            log.debug("seccomp filter of %d instructions installed (flags %#x)", count, flags)
+            return
+        if rc > 0:  # TSYNC: the id of a thread that could not be synchronised
+            raise OSError(f"seccomp: thread {rc} could not be synchronised (TSYNC)")
+        err = ctypes.get_errno()
+        hint = ""
+        if err == EACCES:
+            hint = " (needs no_new_privs or CAP_SYS_ADMIN)"
+        elif err == EINVAL:
+            hint = f" (flags {flags:#x} or the program refused by this {machine} kernel)"
+        raise OSError(err, f"installing the seccomp filter: {os.strerror(err)}{hint}")
+
+    return install
+
+
+def install_filter(program: Program, flags: int | None = None) -> None:
+    """Install `program` now."""
+    arm(program, flags)()

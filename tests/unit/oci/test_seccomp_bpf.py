@@ -536,6 +536,16 @@ def test_aarch64_host() -> None:
         compiled(spec, machine="riscv64")
 
 
+def test_host_machine_sees_through_linux32_personality(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cri.oci.seccomp import arch
+
+    real = os.uname()
+    fake = type(real)((real.sysname, real.nodename, real.release, real.version, "i686"))
+    monkeypatch.setattr(os, "uname", lambda: fake)
+    assert arch.host_machine() == "x86_64"
+    assert arch.native_name() == "SCMP_ARCH_X86_64"
+
+
 # -- runc's -ENOSYS stub -------------------------------------------------------------------------
 
 
