@@ -12,6 +12,7 @@ kills it. `preserve_fds` become fds 3, 4, ... of the process. The caller must be
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -21,7 +22,16 @@ from typing import Any
 
 from . import cgroups, fds, namespaces, process, sync
 from .errors import InvalidState
-from .init import PreparedProcess, Step, new_session, process_steps, run_steps
+from .init import (
+    PreparedProcess,
+    Step,
+    install_seccomp,
+    new_session,
+    prepare_seccomp,
+    process_steps,
+    run_steps,
+    seccomp_profile,
+)
 from .spec import parse_process
 from .state import Status, load, status_of
 from .syscalls import PR_SET_PDEATHSIG, RealSyscalls, Syscalls
@@ -55,6 +65,11 @@ def exec_process(
     if status not in (Status.CREATED, Status.RUNNING):
         raise InvalidState(f"cannot exec in container {container_id!r} that is {status.value}")
     proc = parse_process(process_spec)
+    prepared = PreparedProcess()
+    profile = _container_seccomp(Path(record.bundle))
+    if profile is not None:
+        # here, not in the child: its imports would come from the container's filesystem
+        prepare_seccomp(profile, prepared)
     from .console import check_request
 
     check_request(proc.terminal, console_socket)
@@ -85,6 +100,7 @@ def exec_process(
                         read_fd,
                         console_fd,
                         tuple(preserve_fds),
+                        prepared,
                     )
         finally:
             os.close(write_fd)
@@ -110,6 +126,18 @@ def exec_process(
     return exit_code(wstatus)
 
 
+def _container_seccomp(bundle: Path) -> Mapping[str, Any] | None:
+    """The container's `linux.seccomp`: runc confines exec'd processes with it too. Read from
+    the bundle (the record keeps no spec); a container whose config cannot be read is refused
+    rather than entered unconfined."""
+    path = bundle / "config.json"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InvalidState(f"cannot read {path} for the container's seccomp profile: {e}") from None
+    return seccomp_profile(raw) if isinstance(raw, Mapping) else None
+
+
 def _child(
     sys: Syscalls,
     manager: cgroups.CgroupManager,
@@ -120,12 +148,12 @@ def _child(
     read_fd: int,
     console_fd: int | None,
     extra_fds: tuple[int, ...],
+    prepared: PreparedProcess,
 ) -> None:
     code = 1
     try:
         os.close(read_fd)
         sys.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        prepared = PreparedProcess()
         steps: list[Step] = [
             ("join cgroup", lambda: manager.add(0)),
             ("join namespaces", lambda: namespaces.join(sys, join_fds)),
@@ -149,6 +177,7 @@ def _child(
         process.install_stdio((0, 1, 2) if console_fd is not None else stdio, extra_fds)
         process.reset_signals()
         process.close_other_fds(keep=(write_fd,), start=3 + len(extra_fds))
+        install_seccomp(prepared)
         assert prepared.env is not None
         # write_fd is O_CLOEXEC: a successful exec closes it and the parent reads EOF.
         process.execute(prepared.path, proc.args, prepared.env)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import (
     capabilities,
@@ -80,10 +80,41 @@ def new_session(sys: Syscalls) -> None:
 class PreparedProcess:
     path: str = ""
     env: dict[str, str] | None = None
+    #: the armed seccomp filter (`prepare_seccomp`); installing it is all that is left to do
+    seccomp: Callable[[], None] | None = None
+
+
+def seccomp_profile(raw_spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The spec's `linux.seccomp` object, if any (the compiler validates it)."""
+    linux = raw_spec.get("linux")
+    profile: Mapping[str, Any] | None = linux.get("seccomp") if isinstance(linux, Mapping) else None
+    return profile
+
+
+def prepare_seccomp(profile: Mapping[str, Any], out: PreparedProcess) -> None:
+    """Compile and arm the filter. Must run before pivot_root or joining a mount namespace: the
+    compiler's modules and libc are loaded from the host's filesystem. Errors still reach the
+    creator here."""
+    from .seccomp import arm, compile_seccomp
+
+    out.seccomp = arm(compile_seccomp(profile))
+
+
+def install_seccomp(prepared: PreparedProcess) -> None:
+    """Install the armed filter, if `process_steps` left it for the last moment: call it right
+    before execve, so as few of our own syscalls as possible run under the container's filter."""
+    install, prepared.seccomp = prepared.seccomp, None
+    if install is not None:
+        run_steps([("seccomp", install)])
 
 
 def process_steps(sys: Syscalls, proc: Process, out: PreparedProcess) -> list[Step]:
-    """Identity, limits and privileges of the container process, then the executable lookup."""
+    """Identity, limits and privileges of the container process, then the executable lookup.
+
+    A filter armed in `out.seccomp` goes in here when no_new_privs is off: the kernel then takes
+    it only with CAP_SYS_ADMIN, so before the capabilities are dropped. With no_new_privs it is
+    left to `install_seccomp` (runc's order in both cases).
+    """
     available = capabilities.host_mask(sys)
     caps = proc.capabilities
 
@@ -105,6 +136,9 @@ def process_steps(sys: Syscalls, proc: Process, out: PreparedProcess) -> list[St
         steps.append(
             ("no_new_privileges", lambda: None if sys.prctl(PR_SET_NO_NEW_PRIVS, 1) else None)
         )
+    if out.seccomp is not None and not proc.no_new_privileges:
+        install, out.seccomp = out.seccomp, None
+        steps.append(("seccomp", install))
     if caps is not None:
         steps.append(("capabilities bounding set", lambda: capabilities.drop_bounding(sys, caps)))
     steps.append(("user", lambda: users.change_identity(sys, proc.user)))
@@ -274,6 +308,10 @@ def _wait_for_start(fifo_fd: int) -> None:
 def run(ctx: InitContext) -> NoReturn:
     """The whole init; reports "ready" or an error on the sync pipe; ends in exec or exits."""
     prepared = PreparedProcess()
+    profile = seccomp_profile(ctx.spec.raw)
+    if profile is not None:
+        # first of all: compiling imports modules from files that pivot_root leaves behind
+        run_steps([("seccomp", lambda: prepare_seccomp(profile, prepared))])
     run_steps(container_steps(ctx))
     run_steps(process_steps(ctx.sys, ctx.spec.process, prepared))
     sync.send(ctx.sync_fd, {"type": "ready"})
@@ -298,6 +336,7 @@ def run(ctx: InitContext) -> NoReturn:
             )
         process.reset_signals()
         process.close_other_fds(start=3 + len(ctx.extra_fds))
+        install_seccomp(prepared)
         assert prepared.env is not None
         process.execute(prepared.path, ctx.spec.process.args, prepared.env)
     except BaseException as e:  # noqa: BLE001 - nobody else is left to report it
