@@ -24,8 +24,11 @@ fork() without exec is forbidden there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -92,6 +95,9 @@ def run_hook(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             close_fds=True,
+            # its own process group, so a timeout kills what it started too (a shell's `sleep`
+            # would otherwise keep the output pipes, and us, waiting)
+            process_group=0,
         )
     except OSError as e:
         raise HookFailed(f"{where}: {e.strerror or e}") from None
@@ -99,8 +105,10 @@ def run_hook(
         try:
             out, err = proc.communicate(json.dumps(state).encode(), timeout=hook.timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=1)  # what a daemon outside the group holds, we drop
             raise HookFailed(
                 f"{where}: hook ran past specified timeout of {hook.timeout}s"
             ) from None
