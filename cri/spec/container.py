@@ -13,6 +13,7 @@ from cri.api.runtime.v1 import api_pb2 as v1
 from cri.errors import InvalidArgument
 from cri.image import ImageConfig
 from cri.spec import defaults
+from cri.spec.seccomp import seccomp_for
 from cri.spec.users import resolve_user
 
 log = logging.getLogger(__name__)
@@ -333,6 +334,15 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
     if not sc.privileged:
         linux["maskedPaths"] = list(sc.masked_paths) or list(defaults.MASKED_PATHS)
         linux["readonlyPaths"] = list(sc.readonly_paths) or list(defaults.READONLY_PATHS)
+    # HasField: RuntimeDefault is enum value 0, so an unset profile would read as RuntimeDefault.
+    seccomp = seccomp_for(
+        sc.seccomp if sc.HasField("seccomp") else None,
+        sc.seccomp_profile_path,
+        sc.privileged,
+        capabilities=process["capabilities"]["bounding"],
+    )
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     sysctls = dict(inp.sandbox_config.linux.sysctls)
     if sysctls:
         linux["sysctl"] = sysctls

@@ -12,6 +12,7 @@ from cri.errors import InvalidArgument
 from cri.image import ImageConfig
 from cri.spec import defaults
 from cri.spec.container import merge_env
+from cri.spec.seccomp import seccomp_for
 from cri.spec.users import resolve_user
 
 # kubelet's value for the pause container: the last process the OOM killer should pick.
@@ -58,6 +59,19 @@ def sandbox_spec(inp: SandboxSpecInput) -> dict[str, Any]:
         mounts.append({"destination": "/dev/shm", "type": "bind", "source": str(inp.shm_dir),
                        "options": ["rbind", "rprivate", "rw"]})
     caps = list(defaults.DEFAULT_CAPABILITIES)
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "cgroupsPath": inp.cgroups_path,
+        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        "maskedPaths": list(defaults.MASKED_PATHS),
+        "readonlyPaths": list(defaults.READONLY_PATHS),
+        "sysctl": dict(cfg.linux.sysctls),
+        "rootfsPropagation": "rslave",
+    }
+    seccomp = seccomp_for(sc.seccomp if sc.HasField("seccomp") else None,
+                          sc.seccomp_profile_path, sc.privileged, capabilities=caps)
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     return {
         "ociVersion": defaults.OCI_VERSION,
         "process": {
@@ -81,13 +95,5 @@ def sandbox_spec(inp: SandboxSpecInput) -> dict[str, Any]:
             "io.kubernetes.cri.sandbox-namespace": cfg.metadata.namespace,
             "io.kubernetes.cri.sandbox-uid": cfg.metadata.uid,
         },
-        "linux": {
-            "namespaces": namespaces,
-            "cgroupsPath": inp.cgroups_path,
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "maskedPaths": list(defaults.MASKED_PATHS),
-            "readonlyPaths": list(defaults.READONLY_PATHS),
-            "sysctl": dict(cfg.linux.sysctls),
-            "rootfsPropagation": "rslave",
-        },
+        "linux": linux,
     }

@@ -159,6 +159,12 @@ CASES: dict[str, tuple[Callable[[Path], v1.ContainerConfig], str]] = {
         drop_capabilities=["ALL"], add_capabilities=["NET_BIND_SERVICE"])), "true"),
     "privileged": (lambda d: security(privileged=True), "ls /dev | wc -l"),
     "no-new-privs": (lambda d: security(no_new_privs=True), "true"),
+    "seccomp-runtime-default": (lambda d: security(seccomp=v1.SecurityProfile(
+        profile_type=v1.SecurityProfile.RuntimeDefault)),
+        "(unshare -U true || echo unshare-denied) 2>&1; mkdir /tmp/ok && echo mkdir-ok"),
+    "seccomp-localhost": (lambda d: security(seccomp=v1.SecurityProfile(
+        profile_type=v1.SecurityProfile.Localhost, localhost_ref=str(d / "deny-mkdir.json"))),
+        "(mkdir /tmp/denied) 2>&1; echo done"),
     "readonly-rootfs": (lambda d: security(readonly_rootfs=True),
                         "(echo x > /tmp/x) 2>&1; echo x > /dev/shm/x && echo shm-ok"),
     "masked-paths": (lambda d: security(masked_paths=["/etc/passwd"],
@@ -192,6 +198,9 @@ def pods(daemon: DaemonProcess, busybox_ref: str,
     log_dir = tmp_path_factory.mktemp("difflogs")
     host_dir = tmp_path_factory.mktemp("hostdir")
     (host_dir / "hello").write_text("hello from the host\n")
+    (host_dir / "deny-mkdir.json").write_text(
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], '
+        '"action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}')
     yield {
         "cri": cri, "logs": log_dir, "host_dir": host_dir,
         "in-tree": pod(cri, log_dir, ""), "runc": pod(cri, log_dir, "runc"),
