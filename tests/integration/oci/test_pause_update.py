@@ -46,7 +46,8 @@ class Pair:
     def cli(self, who: str, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         if who == "ours":
             return _cli(self.roots["ours"], *args, **kw)
-        return runc(self.roots["runc"], *args, check=False, **kw)
+        p: subprocess.CompletedProcess[str] = runc(self.roots["runc"], *args, check=False, **kw)
+        return p
 
     def status(self, who: str) -> str:
         p = self.cli(who, "state", self.cid)

@@ -108,11 +108,13 @@ def test_v2_freeze_timeout_leaves_it_thawed(tmp_path: Path) -> None:
     d = _v2(tmp_path)
     naps: list[float] = []
     with pytest.raises(freezer.FreezeFailed, match="waiting for .* to freeze"):
-        freezer.v2_freeze(
-            str(d), lambda p, v: Path(p).write_text(v), sleep=lambda s: naps.append(s)
-        )
+        freezer.v2_freeze(str(d), _plain_write, sleep=naps.append)
     assert (d / "cgroup.freeze").read_text() == "0"
     assert len(naps) == freezer.ROUNDS
+
+
+def _plain_write(path: str, value: str) -> None:
+    Path(path).write_text(value)
 
 
 def test_v2_without_freezer(tmp_path: Path) -> None:
@@ -177,7 +179,12 @@ def test_kill_of_paused_thaws_after_sigkill_only(
     root = tmp_path / "state"
     _record(root, {"freezer": str(d)})
     sent: list[int] = []
-    monkeypatch.setattr(KILL, "signal_init", lambda record, sig: sent.append(sig) or True)
+
+    def signal_init(record: Record, sig: int) -> bool:
+        sent.append(sig)
+        return True
+
+    monkeypatch.setattr(KILL, "signal_init", signal_init)
     oci.kill(root, "c1", signal.SIGTERM)
     assert (d / "freezer.state").read_text().strip() == "FROZEN"
     oci.kill(root, "c1", signal.SIGKILL)
