@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -34,7 +35,7 @@ from .cgroups import CgroupManager
 from .errors import InitFailed, OciError
 from .spec import Process, Spec
 from .state import OCI_VERSION
-from .syscalls import PR_SET_NO_NEW_PRIVS, Syscalls
+from .syscalls import PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, Syscalls
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,10 @@ def container_steps(ctx: InitContext) -> list[Step]:
     steps: list[Step] = [
         # runc's init is a session leader too (and must be, to take a controlling terminal)
         ("setsid", lambda: new_session(sys)),
+        # NOTE: as a session leader the init no longer dies with its creator's process group
+        # (the shim kills its group when it times out): until "ready" it dies with the creator
+        # (the kernel drops this at a uid change; what can hang, mounts and hooks, comes first).
+        ("die with the creator", lambda: _parent_death_signal(sys, signal.SIGKILL)),
         ("join cgroup", lambda: ctx.cgroup.add(0)),
         ("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)),
         ("new namespaces", lambda: sys.unshare(flags) if flags else None),
@@ -287,6 +292,10 @@ def container_steps(ctx: InitContext) -> list[Step]:
     return steps
 
 
+def _parent_death_signal(sys: Syscalls, sig: int) -> None:
+    sys.prctl(PR_SET_PDEATHSIG, sig)
+
+
 def _set_personality(sys: Syscalls, persona: int) -> None:
     sys.personality(persona)
 
@@ -314,6 +323,8 @@ def run(ctx: InitContext) -> NoReturn:
         run_steps([("seccomp", lambda: prepare_seccomp(profile, prepared))])
     run_steps(container_steps(ctx))
     run_steps(process_steps(ctx.sys, ctx.spec.process, prepared))
+    # from "ready" on the init outlives its creator (`cri-oci create` exits), as runc's does
+    _parent_death_signal(ctx.sys, 0)
     sync.send(ctx.sync_fd, {"type": "ready"})
     os.close(ctx.sync_fd)
     # From here on errors can no longer reach the creator: it has returned. They go to the

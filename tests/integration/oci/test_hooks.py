@@ -267,3 +267,63 @@ def test_cli_create_runs_hooks(make_bundle: Callable[..., Path], tmp_path: Path,
     finally:
         with contextlib.suppress(oci.ContainerNotFound):
             oci.delete(root, cid, force=True)
+
+
+def test_init_dies_with_its_creator_during_set_up(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
+    """The init is a session leader (no longer in its creator's process group): until it is
+    ready it must still die with the creator, e.g. a shim killed while a hook hangs."""
+    import signal
+    import sys
+    import time
+
+    started = tmp_path / "hook-started"
+
+    def edit(spec: dict[str, Any]) -> None:
+        set_cgroups_path(spec, cid)
+        spec["hooks"] = {
+            "createContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c", f"touch {started}; exec sleep 60"]}
+            ]
+        }
+
+    bundle = make_bundle(["true"], edit)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    root = tmp_path / "ours"
+    procs = Path(f"/sys/fs/cgroup/pids/cri-test-oci/{cid}/cgroup.procs")
+    creator = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cri.oci",
+            "--root",
+            str(root),
+            "create",
+            "--bundle",
+            str(bundle),
+            cid,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        for _ in range(400):
+            if started.exists():
+                break
+            time.sleep(0.05)
+        assert started.exists() and len(procs.read_text().split()) == 2  # the init and its hook
+        creator.send_signal(signal.SIGKILL)
+        creator.wait()
+        for _ in range(200):
+            if not procs.read_text().split():
+                break
+            time.sleep(0.05)
+        assert procs.read_text().split() == []
+    finally:
+        creator.kill()
+        creator.wait()
+        for d in Path("/sys/fs/cgroup").glob(f"*/cri-test-oci/{cid}"):
+            d.rmdir()
