@@ -259,6 +259,7 @@ def parse_process(raw: Any, *, require_args: bool = True) -> Process:
                 rtype, _int(r.get("soft"), f"{rtype}.soft"), _int(r.get("hard"), f"{rtype}.hard")
             )
         )
+    _refuse_security_labels(proc)
     oom = proc.get("oomScoreAdj")
     terminal = proc.get("terminal") or False
     if not isinstance(terminal, bool):
@@ -286,6 +287,28 @@ def parse_process(raw: Any, *, require_args: bool = True) -> Process:
         io_priority=_io_priority(proc.get("ioPriority")),
         scheduler=_scheduler(proc.get("scheduler")),
     )
+
+
+def _refuse_security_labels(proc: Mapping[str, Any]) -> None:
+    """A process label the executor cannot apply fails the container rather than run it
+    unconfined (runc fails too when the LSM is off: "selinux label is specified in config, but
+    selinux is disabled or not supported")."""
+    from .errors import Unsupported
+
+    for key, lsm, flag in (
+        ("apparmorProfile", "AppArmor", "/sys/module/apparmor/parameters/enabled"),
+        ("selinuxLabel", "SELinux", "/sys/fs/selinux/enforce"),
+    ):
+        if proc.get(key):
+            try:
+                enabled = Path(flag).read_text().strip() in ("Y", "0", "1")
+            except OSError:
+                enabled = False
+            if not enabled:
+                raise Unsupported(
+                    f"process.{key} is specified in config, but {lsm} is disabled or not supported"
+                )
+            raise Unsupported(f"process.{key}: {lsm} labels are not applied by this executor")
 
 
 _IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}

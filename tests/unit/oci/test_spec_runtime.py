@@ -151,3 +151,10 @@ def test_features_document() -> None:
     assert "user" not in doc["linux"]["namespaces"] and "time" in doc["linux"]["namespaces"]
     assert {"rbind", "rprivate", "nosymfollow"} <= set(doc["mountOptions"])
     assert doc["linux"]["seccomp"]["enabled"] is True
+
+
+@pytest.mark.parametrize("key", ["apparmorProfile", "selinuxLabel"])
+def test_process_labels_are_refused_not_ignored(key: str) -> None:
+    with pytest.raises(Unsupported, match=key):
+        parse_process({"args": ["x"], key: "some-profile"})
+    assert parse_process({"args": ["x"], key: ""}).args == ("x",)
