@@ -15,9 +15,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def exited_status(status: ContainerStatus, exit_code: int, finished_at: int) -> ContainerStatus:
-    reason = "Completed" if exit_code == 0 else "Error"
+def exited_status(status: ContainerStatus, exit_code: int, finished_at: int,
+                  oom_killed: bool = False) -> ContainerStatus:
+    reason = "OOMKilled" if oom_killed else "Completed" if exit_code == 0 else "Error"
     return replace(status, finished_at=finished_at, exit_code=exit_code, reason=reason)
+
+
+def _oom_killed(svc: ContainerService, container: Container) -> bool:
+    """Read before the task's cgroup is deleted: the kernel keeps the count only with it."""
+    import json
+
+    from cri.oci.cgroups.oom import oom_kill_count
+
+    try:
+        spec = json.loads((svc.paths.container_state(container.id) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(oom_kill_count(spec["linux"]["cgroupsPath"]))
 
 
 def refreshed(svc: ContainerService, container: Container) -> Container:
@@ -39,7 +53,9 @@ def refreshed(svc: ContainerService, container: Container) -> Container:
                 message="the container's monitor is gone; its exit status is lost"))
             return replace(container, status=status)
     code, finished = task_exit.exit_code, task_exit.finished_at
-    status = svc.store.update_status(container.id, lambda s: exited_status(s, code, finished))
+    oom = task_exit.oom_killed or _oom_killed(svc, container)
+    status = svc.store.update_status(container.id,
+                                     lambda s: exited_status(s, code, finished, oom))
     try:
         runner.delete(container.id, force=True)
     except Exception as exc:  # noqa: BLE001 - stale OCI state must not hide the exit

@@ -93,6 +93,8 @@ def resolve_user(
     strict_groups: bool = False,
 ) -> ResolvedUser:
     """`strict_groups` is SupplementalGroupsPolicy Strict: the image's /etc/group adds nothing."""
+    if run_as_group is not None and run_as_user is None and not run_as_username:
+        raise InvalidArgument("run_as_group needs run_as_user or run_as_username")
     entries = _passwd(rootfs)
     by_uid = {e.uid: e for e in reversed(entries)}
     by_name = {e.name: e for e in entries}

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 class TaskExit:
     exit_code: int
     finished_at: int  # unix ns
+    oom_killed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,8 @@ class TaskRunner:
         status = shim.read_exit_file(state_dir)
         if status is None:
             return None
-        return TaskExit(exit_code=status.exit_code, finished_at=status.finished_at)
+        return TaskExit(exit_code=status.exit_code, finished_at=status.finished_at,
+                        oom_killed=status.oom_killed)
 
     @staticmethod
     def is_alive(pid: int, start_time: int | None) -> bool:

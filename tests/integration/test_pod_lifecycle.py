@@ -393,3 +393,16 @@ def test_removing_an_image_keeps_layers_of_running_containers(
     assert (result.exit_code, result.stdout) == (0, b"/bin/sh\n")
     status = cri.runtime.ContainerStatus(api.ContainerStatusRequest(container_id=container_id))
     assert status.status.state == api.CONTAINER_RUNNING
+
+
+def test_oom_killed_container_says_so(cri: CriClient, image: str, pod: Any) -> None:
+    api = cri.api
+    sandbox_id, config = pod
+    ctr = container_config(api, image, ["sh", "-c", "x=y; while true; do x=$x$x; done"],
+                           name="hog")
+    ctr.linux.resources.memory_limit_in_bytes = 16 * 1024 * 1024
+    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
+        pod_sandbox_id=sandbox_id, sandbox_config=config, config=ctr)).container_id
+    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    status = wait_for_state(cri, container_id, api.CONTAINER_EXITED, timeout=30)
+    assert (status.exit_code, status.reason) == (137, "OOMKilled")

@@ -70,6 +70,8 @@ def test_users_resolve_from_the_image(rootfs: Path) -> None:
     assert resolve(run_as_username="app", run_as_group=7, supplemental_groups=(9,)) == \
         (1000, 7, (7, 2000, 9))
     assert resolve(image_user="app", strict_groups=True) == (1000, 1000, (1000,))
+    with pytest.raises(InvalidArgument, match="run_as_group"):
+        resolve(run_as_group=5)
     with pytest.raises(InvalidArgument):
         resolve(image_user="nobody-here")
 
