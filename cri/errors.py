@@ -1,6 +1,6 @@
 """One error hierarchy for the whole daemon.
 
-Domain code raises these; the gRPC interceptor (`cri.server.interceptor`) is the one place that turns
+Domain code raises these; the gRPC dispatch (`cri.server.dispatch`) is the one place that turns
 them into statuses. Anything that is not a `CriError` becomes INTERNAL with its traceback logged.
 """
 

@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 def recover(sandboxes: SandboxService, containers: ContainerService) -> None:
     for sandbox in sandboxes.store.list():
         try:
-            current = sandboxes.get(sandbox.id)
-            log.info("recovered sandbox %s: %s", sandbox.id, current.status.state)
+            log.info("recovered sandbox %s: %s", sandbox.id,
+                     sandboxes.get(sandbox.id).status.state)
         except Exception:  # noqa: BLE001 - see the module's assumptions
             log.exception("sandbox %s could not be recovered", sandbox.id)
     for container in containers.store.list():
         try:
-            current = containers.get(container.id)
-            log.info("recovered container %s: state %d", container.id, current.status.state)
+            log.info("recovered container %s: state %d", container.id,
+                     containers.get(container.id).status.state)
         except Exception:  # noqa: BLE001
             log.exception("container %s could not be recovered", container.id)

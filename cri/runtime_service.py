@@ -214,7 +214,7 @@ class RuntimeServicer:
         return status
 
 
-def _sandbox_state(sandbox: Sandbox) -> int:
+def _sandbox_state(sandbox: Sandbox) -> v1.PodSandboxState:
     return v1.SANDBOX_READY if sandbox.status.state == READY else v1.SANDBOX_NOTREADY
 
 

@@ -1,7 +1,7 @@
 """Regenerate the committed CRI gRPC stubs from api/runtime/*/api.proto.
 
     python -m cri.api.generate            # regenerate in place
-    python -m cri.api.generate --check    # regenerate into a temp dir, exit 1 if committed stubs differ
+    python -m cri.api.generate --check    # regenerate into a temp dir; exit 1 if the stubs differ
 
 The protos live in ``api/runtime/<version>/api.proto`` and are mapped to the virtual
 path ``cri/api/runtime/<version>/api.proto`` (``-Icri/api=api``), so the stubs import as
@@ -60,8 +60,10 @@ def diff_against_committed(root: Path = REPO_ROOT) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cri.api.generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check that the committed stubs are up to date")
+    parser = argparse.ArgumentParser(prog="python -m cri.api.generate",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="only check that the committed stubs are up to date")
     args = parser.parse_args(argv)
     if args.check:
         differing = diff_against_committed()

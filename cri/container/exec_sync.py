@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cri.api.runtime.v1 import api_pb2 as v1
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from cri.container.service import ContainerService
 
 
-def exec_sync(svc: ContainerService, container_id: str, cmd: list[str],
+def exec_sync(svc: ContainerService, container_id: str, cmd: Sequence[str],
               timeout: float) -> ExecResult:
     if not cmd:
         raise InvalidArgument("exec needs a command")

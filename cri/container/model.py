@@ -31,7 +31,7 @@ class ContainerStatus:
     message: str = ""
 
     @property
-    def state(self) -> int:
+    def state(self) -> v1.ContainerState:
         if self.finished_at:
             return v1.CONTAINER_EXITED
         if self.started_at:

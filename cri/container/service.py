@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,12 +73,12 @@ class ContainerService:
 
         return refreshed(self, self.store.get(container_id))
 
-    def list(self, sandbox_id: str | None = None) -> list[Container]:
+    def list(self, sandbox_id: str | None = None) -> Sequence[Container]:
         from cri.container.status import refreshed
 
         return [refreshed(self, c) for c in self.store.list(sandbox_id)]
 
-    def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult:
+    def exec_sync(self, container_id: str, cmd: Sequence[str], timeout: float) -> ExecResult:
         from cri.container.exec_sync import exec_sync
 
         return exec_sync(self, container_id, cmd, timeout)
@@ -87,7 +88,7 @@ class ContainerService:
 
         reopen_log(self, container_id)
 
-    def process_user(self, container: Container) -> tuple[int, int, list[int]] | None:
+    def process_user(self, container: Container) -> tuple[int, int, tuple[int, ...]] | None:
         """The uid, gid and groups the container runs as, from its OCI spec."""
         try:
             spec = json.loads((self.paths.container_state(container.id) / "config.json")
@@ -95,7 +96,7 @@ class ContainerService:
         except (OSError, ValueError):
             return None
         user = spec["process"]["user"]
-        return user["uid"], user["gid"], list(user.get("additionalGids", []))
+        return user["uid"], user["gid"], tuple(user.get("additionalGids", ()))
 
     # What the sandbox domain asks of us (cri.sandbox.PodContainers).
     def stop_all(self, sandbox_id: str) -> None:

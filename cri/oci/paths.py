@@ -7,6 +7,7 @@ plain join would mount over the host. This resolves each component itself, treat
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 _MAX_LINKS = 255
@@ -49,7 +50,5 @@ def make_dirs(path: str, mode: int = 0o755) -> None:
     parent = os.path.dirname(path)
     if parent and parent != path:
         make_dirs(parent, mode)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.mkdir(path, mode)
-    except FileExistsError:
-        pass

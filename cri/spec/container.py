@@ -134,9 +134,9 @@ def _mounts(inp: ContainerSpecInput) -> list[dict[str, Any]]:
     mounts = defaults.base_mounts()
     if sc.privileged:
         # Privileged containers see the host's devices and a writable sysfs/cgroupfs.
-        for m in mounts:
-            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
-                m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+        for base in mounts:
+            if base["destination"] in ("/sys", "/sys/fs/cgroup"):
+                base["options"] = [o for o in base["options"] if o != "ro"] + ["rw"]
     pod = inp.pod
     if pod.shm_dir is not None:
         mounts.append({"destination": "/dev/shm", "type": "bind", "source": str(pod.shm_dir),

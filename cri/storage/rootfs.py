@@ -41,7 +41,8 @@ def mount_rootfs(layout: RootfsLayout, lower_dirs: list[Path]) -> Path:
     options = f"lowerdir={lower},upperdir={layout.upper},workdir={layout.work}"
     # The kernel takes at most one page of mount options; many deep layers need shorter paths.
     if len(options) >= 4096:
-        raise OSError(f"overlay options too long ({len(options)} bytes) for {len(lower_dirs)} layers")
+        raise OSError(f"overlay options too long ({len(options)} bytes) "
+                      f"for {len(lower_dirs)} layers")
     mount("overlay", layout.mount_point, "overlay", 0, options)
     return layout.mount_point
 

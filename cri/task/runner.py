@@ -9,6 +9,7 @@ cri.oci exec` for the in-tree executor), since joining namespaces needs a fresh 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import time
@@ -119,10 +120,8 @@ class TaskRunner:
         import cri.oci
         from cri.oci.errors import ContainerNotFound
 
-        try:
+        with contextlib.suppress(ContainerNotFound):
             cri.oci.delete(self.oci_root, task_id, force=force)
-        except ContainerNotFound:
-            pass
 
     @staticmethod
     def exit_status(state_dir: Path) -> TaskExit | None:

@@ -195,7 +195,8 @@ def test_grpc_wire_method_paths(grpc_module, package, rpcs):
         channel = _RecordingChannel()
         getattr(grpc_module, f"{service}Stub")(channel)
         expected = [
-            ("unary_stream" if n in streaming else "unary_unary", f"/{package}.{service}/{n}") for n in names
+            ("unary_stream" if n in streaming else "unary_unary", f"/{package}.{service}/{n}")
+            for n in names
         ]
         assert sorted(channel.paths) == sorted(expected)
         assert hasattr(grpc_module, f"{service}Servicer")
@@ -308,7 +309,10 @@ def test_v1alpha2_is_wire_subset_of_v1():
         for field in msg.fields:
             other = v1_msg.fields_by_name[field.name]
             assert other.number == field.number, (name, field.name)
-            assert wire_type.get(other.type, other.type) == wire_type.get(field.type, field.type), (name, field.name)
+            assert wire_type.get(other.type, other.type) == wire_type.get(field.type, field.type), (
+                name,
+                field.name,
+            )
             assert field.is_repeated == other.is_repeated, (name, field.name)
     for name, enum in v1alpha2.DESCRIPTOR.enum_types_by_name.items():
         v1_values = {v.name: v.number for v in v1.DESCRIPTOR.enum_types_by_name[name].values}
@@ -323,10 +327,14 @@ def _v1alpha2_run_pod_sandbox_request():
     return a.RunPodSandboxRequest(
         runtime_handler="runc",
         config=a.PodSandboxConfig(
-            metadata=a.PodSandboxMetadata(name="nginx", uid="4b2c-uid", namespace="default", attempt=2),
+            metadata=a.PodSandboxMetadata(
+                name="nginx", uid="4b2c-uid", namespace="default", attempt=2
+            ),
             hostname="nginx-host",
             log_directory="/var/log/pods/default_nginx_4b2c-uid",
-            dns_config=a.DNSConfig(servers=["10.96.0.10"], searches=["default.svc.cluster.local"], options=["ndots:5"]),
+            dns_config=a.DNSConfig(
+                servers=["10.96.0.10"], searches=["default.svc.cluster.local"], options=["ndots:5"]
+            ),
             port_mappings=[
                 a.PortMapping(protocol=a.TCP, container_port=80, host_port=8080, host_ip="0.0.0.0"),
                 a.PortMapping(protocol=a.SCTP, container_port=9000),
@@ -347,11 +355,15 @@ def _v1alpha2_run_pod_sandbox_request():
                             gids=[a.IDMapping(host_id=65536, container_id=0, length=65536)],
                         ),
                     ),
-                    selinux_options=a.SELinuxOption(user="system_u", role="system_r", type="spc_t", level="s0"),
+                    selinux_options=a.SELinuxOption(
+                        user="system_u", role="system_r", type="spc_t", level="s0"
+                    ),
                     run_as_user=a.Int64Value(value=1000),
                     run_as_group=a.Int64Value(value=3000),
                     supplemental_groups=[4000, 5000],
-                    seccomp=a.SecurityProfile(profile_type=a.SecurityProfile.Localhost, localhost_ref="prof.json"),
+                    seccomp=a.SecurityProfile(
+                        profile_type=a.SecurityProfile.Localhost, localhost_ref="prof.json"
+                    ),
                     privileged=True,
                 ),
                 overhead=a.LinuxContainerResources(cpu_shares=10, memory_limit_in_bytes=1 << 20),
@@ -364,7 +376,9 @@ def _v1alpha2_run_pod_sandbox_request():
                 ),
             ),
             windows=a.WindowsPodSandboxConfig(
-                security_context=a.WindowsSandboxSecurityContext(run_as_username="ContainerUser", host_process=True)
+                security_context=a.WindowsSandboxSecurityContext(
+                    run_as_username="ContainerUser", host_process=True
+                )
             ),
         ),
     )
@@ -417,11 +431,15 @@ def test_v1_and_v1alpha2_served_on_one_socket():
 
     class V1Runtime(v1_grpc.RuntimeServiceServicer):
         def Version(self, request, context):
-            return v1.VersionResponse(version="0.1.0", runtime_name="test", runtime_api_version="v1")
+            return v1.VersionResponse(
+                version="0.1.0", runtime_name="test", runtime_api_version="v1"
+            )
 
     class V1Alpha2Runtime(v1alpha2_grpc.RuntimeServiceServicer):
         def Version(self, request, context):
-            return v1alpha2.VersionResponse(version="0.1.0", runtime_name="test", runtime_api_version="v1alpha2")
+            return v1alpha2.VersionResponse(
+                version="0.1.0", runtime_name="test", runtime_api_version="v1alpha2"
+            )
 
     sock_dir = tempfile.TemporaryDirectory(prefix="cri-")  # short path: sun_path is 108 bytes
     address = f"unix://{sock_dir.name}/cri.sock"
@@ -432,8 +450,12 @@ def test_v1_and_v1alpha2_served_on_one_socket():
     server.start()
     try:
         with grpc.insecure_channel(address) as channel:
-            got_v1 = v1_grpc.RuntimeServiceStub(channel).Version(v1.VersionRequest(version="v1"), timeout=5)
-            got_a2 = v1alpha2_grpc.RuntimeServiceStub(channel).Version(v1alpha2.VersionRequest(), timeout=5)
+            got_v1 = v1_grpc.RuntimeServiceStub(channel).Version(
+                v1.VersionRequest(version="v1"), timeout=5
+            )
+            got_a2 = v1alpha2_grpc.RuntimeServiceStub(channel).Version(
+                v1alpha2.VersionRequest(), timeout=5
+            )
             assert got_v1.runtime_api_version == "v1"
             assert got_a2.runtime_api_version == "v1alpha2"
             with pytest.raises(grpc.RpcError) as err:
