@@ -15,7 +15,9 @@ Each hook gets the container state (specs.State JSON: ociVersion, id, status, pi
 annotations, with pid and annotations omitted when empty, like runc) on stdin. Hooks run the
 program at `path` with `args` as its argv (argv = [path] when args is empty), `env` as its
 whole environment (the runtime's own when env is absent, as Go's exec.Cmd does for runc) and an
-optional timeout in seconds. Inside the init, `status` is "creating"/"created" and `pid` is the
+optional timeout in seconds. The init's hooks without `env` get the container process's environment
+instead (runc's init has already switched to it: createContainer sees process.env, startContainer
+that plus HOME). Inside the init, `status` is "creating"/"created" and `pid` is the
 init's pid as seen from its own pid namespace, as runc reports it there.
 
 NOTE: hooks are started with `subprocess` (fork + exec), which the daemon allows: only a bare
@@ -77,13 +79,25 @@ def _text(data: bytes) -> str:
 
 
 def run_hook(
-    hook: Hook, state: Mapping[str, Any], *, kind: str, index: int, cwd: str | None = None
+    hook: Hook,
+    state: Mapping[str, Any],
+    *,
+    kind: str,
+    index: int,
+    cwd: str | None = None,
+    default_env: Mapping[str, str] | None = None,
 ) -> None:
-    """Run one hook to completion; HookFailed on a non-zero exit, a timeout or a failed exec."""
+    """Run one hook to completion; HookFailed on a non-zero exit, a timeout or a failed exec.
+
+    Without `env` in the hook it gets `default_env`, or else our own environment.
+    """
     import subprocess
 
     argv = list(hook.args) or [hook.path]
-    env = None if hook.env is None else _environment(hook.env)
+    if hook.env is not None:
+        env: Mapping[str, str] | None = _environment(hook.env)
+    else:
+        env = None if default_env is None else dict(default_env)
     where = f"error running {kind} hook #{index} ({hook.path})"
     try:
         proc = subprocess.Popen(
@@ -129,6 +143,7 @@ def run_hooks(
     *,
     fatal: bool = True,
     cwd: str | None = None,
+    default_env: Mapping[str, str] | None = None,
 ) -> None:
     """Run every hook of `kinds` in order; stop at the first failure unless not `fatal`.
 
@@ -138,7 +153,7 @@ def run_hooks(
     for kind in kinds:
         for index, hook in enumerate(hooks.get(kind, ())):
             try:
-                run_hook(hook, state, kind=kind, index=index, cwd=cwd)
+                run_hook(hook, state, kind=kind, index=index, cwd=cwd, default_env=default_env)
             except HookFailed as e:
                 if fatal:
                     raise

@@ -254,7 +254,11 @@ def container_steps(ctx: InitContext) -> list[Step]:
             (
                 "createContainer hooks",
                 lambda: hooks.run_hooks(
-                    spec.hooks, ("createContainer",), hook_state(ctx, "creating"), cwd=root
+                    spec.hooks,
+                    ("createContainer",),
+                    hook_state(ctx, "creating"),
+                    cwd=root,
+                    default_env=dict(e.partition("=")[::2] for e in spec.process.env),
                 ),
             )
         )
@@ -341,7 +345,9 @@ def run(ctx: InitContext) -> NoReturn:
                 [
                     (
                         "startContainer hooks",
-                        lambda: hooks.run_hooks(ctx.spec.hooks, ("startContainer",), state),
+                        lambda: hooks.run_hooks(
+                            ctx.spec.hooks, ("startContainer",), state, default_env=prepared.env
+                        ),
                     )
                 ]
             )

@@ -17,6 +17,7 @@ from cri import oci
 
 pytestmark = needs_root
 
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # `runc spec`'s
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
@@ -28,7 +29,9 @@ def _recording_hooks(out: Path) -> dict[str, list[dict[str, Any]]]:
         target = "/tmp" if kind == "startContainer" else str(out)
         script = (
             f"cat > {target}/{kind}.json; echo {kind} >> {target}/order; "
-            f"readlink /proc/self/ns/mnt > {target}/{kind}.mnt; pwd > {target}/{kind}.cwd"
+            f"readlink /proc/self/ns/mnt > {target}/{kind}.mnt; pwd > {target}/{kind}.cwd; "
+            # shells add PWD/SHLVL themselves; the rest is what the hook was given
+            f"env | grep -v -e ^PWD= -e ^SHLVL= -e ^_= | sort > {target}/{kind}.env"
         )
         hooks[kind] = [{"path": "/bin/sh", "args": ["sh", "-c", script], "timeout": 10}]
     return hooks
@@ -65,6 +68,7 @@ def _seen(out: Path, rootfs: Path) -> dict[str, dict[str, Any]]:
         state = json.loads((where / f"{kind}.json").read_text())
         state["mnt"] = (where / f"{kind}.mnt").read_text().strip()
         state["cwd"] = (where / f"{kind}.cwd").read_text().strip()
+        state["env"] = (where / f"{kind}.env").read_text().split("\n")
         seen[kind] = state
     return seen
 
@@ -117,6 +121,12 @@ def test_hooks_see_what_runc_hooks_see(
     assert ours["poststart"]["status"] == "running"
     theirs["poststart"]["status"] = "running"
     assert ours == theirs
+    # without `env`, the init's hooks get the container process's environment (runc's init has
+    # switched to it), the runtime's hooks the runtime's own
+    envs = {kind: [v for v in state.pop("env") if v] for kind, state in ours.items()}
+    assert envs["createContainer"] == sorted(["PATH=" + PATH, "TERM=xterm"])
+    assert envs["startContainer"] == sorted(["HOME=/root", "PATH=" + PATH, "TERM=xterm"])
+    assert f"PATH={os.environ['PATH']}" in envs["createRuntime"]
     ann = {"org.example/key": "value"}
 
     def seen(status: str, pid: object, mnt: str, cwd: str) -> dict[str, Any]:

@@ -112,3 +112,17 @@ def test_fatal_stops_at_the_first_failure_nonfatal_logs_and_goes_on(
     assert [r.getMessage()[:38] for r in caplog.records] == [
         "error running prestart hook #1 (/bin/s"
     ]
+
+
+def test_default_env_is_for_hooks_without_env(tmp_path: Path) -> None:
+    out = tmp_path / "env"
+    run_hook(_sh(f"env > {out}"), STATE, kind="startContainer", index=0, default_env={"C": "1"})
+    assert [v for v in out.read_text().split() if not v.startswith("PWD=")] == ["C=1"]
+    run_hook(
+        _sh(f"env > {out}", env=("H=2",)),
+        STATE,
+        kind="startContainer",
+        index=0,
+        default_env={"C": "1"},
+    )
+    assert [v for v in out.read_text().split() if not v.startswith("PWD=")] == ["H=2"]
