@@ -80,7 +80,8 @@ def proxy(master: int, pid: int, stdin: int = 0, stdout: int = 1) -> int:
     saved = None
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
-        tty.setraw(stdin)
+        # TCSANOW: the default TCSAFLUSH would drop what was typed before we got here
+        tty.setraw(stdin, termios.TCSANOW)
 
         def resize(_sig: int, _frame: object) -> None:
             with contextlib.suppress(OSError):

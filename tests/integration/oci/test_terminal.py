@@ -274,3 +274,66 @@ def test_cli_console_socket_and_exec_tty(
             os.close(master)
     finally:
         _cli("--root", str(root), "delete", "--force", cid)
+
+
+def _on_a_terminal(argv: list[str], typed: bytes, env: dict[str, str]) -> tuple[int, str]:
+    """Run argv with a new pty as its stdio and controlling terminal (runc's `exec -t` without
+    -d wants one: it opens /dev/tty), type `typed`, collect everything until it exits."""
+    import select
+
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            ["setsid", "-c", *argv], stdin=slave, stdout=slave, stderr=slave, env=env
+        )
+    finally:
+        os.close(slave)
+    out = b""
+    try:
+        os.write(master, typed)
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, out
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the runtime and everything on the pty exited
+                break
+            if not data:
+                break
+            out += data
+    finally:
+        os.close(master)
+    return proc.wait(timeout=30), out.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_foreground_exec_tty_matches_runc(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
+    """`exec -t` without --console-socket and without -d: the runtime copies the pty itself."""
+    script = "tty; stty size; read line; echo in=$line; exit 5"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    results = {}
+    for who in ("ours", "runc"):
+        root = tmp_path / who
+        bundle = make_bundle(["sleep", "100"], lambda s: set_cgroups_path(s, cid))
+        if who == "ours":
+            argv = [sys.executable, "-m", "cri.oci", "--root", str(root)]
+            create = [*argv, "create", "--bundle", str(bundle), cid]
+        else:
+            argv = [RUNC, "--root", str(root)]
+            create = [*argv, "run", "-d", "--bundle", str(bundle), cid]
+        quiet = subprocess.DEVNULL
+        subprocess.run(create, stdin=quiet, stdout=quiet, stderr=quiet, env=env, check=True)
+        try:
+            if who == "ours":
+                subprocess.run([*argv, "start", cid], check=True, env=env, timeout=60)
+            results[who] = _on_a_terminal(
+                [*argv, "exec", "-t", cid, "sh", "-c", script], b"typed\n", env
+            )
+        finally:
+            subprocess.run([*argv, "delete", "--force", cid], env=env, timeout=60)
+    # the same lines; when the typed line is echoed by the container's pty depends on timing
+    (code, out), (runc_code, runc_out) = results["ours"], results["runc"]
+    assert (code, sorted(out.splitlines())) == (runc_code, sorted(runc_out.splitlines()))
+    assert code == 5
+    assert "/dev/pts/0\n" in out and "in=typed\n" in out
