@@ -128,3 +128,35 @@ def test_features_have_runc_shape(tmp_path: Path) -> None:
     assert set(ours["linux"]["namespaces"]) >= set(theirs["linux"]["namespaces"]) - {"user"}
     assert set(ours["mountOptions"]) <= set(theirs["mountOptions"])
     assert ours["linux"]["cgroup"]["v1"] and ours["linux"]["cgroup"]["v2"]
+
+
+def test_time_namespace_offsets(make_bundle: Callable[..., Path], tmp_path: Path, cid: str) -> None:
+    """linux.timeOffsets in a new time namespace (runc 1.1.5 has no time namespaces)."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        set_cgroups_path(spec, cid)
+        spec["linux"]["namespaces"].append({"type": "time"})
+        spec["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365}}
+
+    script = "cut -d' ' -f1 /proc/uptime; readlink /proc/self/ns/time"
+    code, out, err = run_ours(tmp_path / "ours", cid, make_bundle(["sh", "-c", script], edit))
+    assert code == 0, err
+    uptime, ns = out.split()
+    host_uptime = float(Path("/proc/uptime").read_text().split()[0])
+    assert 86400 * 365 <= float(uptime) - host_uptime + 5 < 86400 * 365 + 60
+    assert ns != os.readlink("/proc/self/ns/time")
+
+
+def test_umask_and_domainname_match_runc(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
+    def edit(spec: dict[str, Any]) -> None:
+        spec["process"]["user"]["umask"] = 0o027
+        spec["hostname"] = "box"
+        spec["domainname"] = "example.org"
+
+    script = "umask; hostname; cat /proc/sys/kernel/domainname"
+    ours, theirs = _both(make_bundle, tmp_path, cid, script, edit)
+    assert ours == "0027\nbox\nexample.org\n"
+    # NOTE: runc 1.1.5 ignores `domainname` (the runtime-spec asks for it)
+    assert theirs == "0027\nbox\n(none)\n"
