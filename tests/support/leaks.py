@@ -38,3 +38,19 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{pid}: {cmdline}")
     return found
+
+
+def child_pids() -> set[int]:
+    """Our direct children, zombies included (they stay in /proc until reaped)."""
+    me = os.getpid()
+    found = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(b")") + 2 :].split()[1]) == me:
+            found.add(int(pid))
+    return found
