@@ -39,7 +39,8 @@ def start_container(svc: ContainerService, container_id: str) -> None:
         try:
             pid = runner.create_and_start(
                 container.id, svc.paths.container_state(container.id), svc.task_dir(container.id),
-                log_path=log_path, stdin=container.config.stdin)
+                log_path=log_path, stdin=container.config.stdin,
+                tty=container.config.tty)
         except Exception as exc:
             message = exc.message if isinstance(exc, CriError) else str(exc)
             svc.store.update_status(container.id, lambda s: replace(

@@ -66,6 +66,7 @@ def shim_argv(
     sync_fd: int,
     log_path: Path | None = None,
     stdin: bool = False,
+    tty: bool = False,
     runtime: str | None = None,
 ) -> list[str]:
     """The command line that starts a shim (the contract of `python -m cri.shim`)."""
@@ -81,6 +82,8 @@ def shim_argv(
         argv += ["--log-path", str(log_path)]
     if stdin:
         argv.append("--stdin")
+    if tty:
+        argv.append("--tty")
     if runtime is not None:
         argv += ["--runtime", runtime]
     return argv
@@ -94,6 +97,7 @@ def start_shim(
     state_dir: Path,
     log_path: Path | None = None,
     stdin: bool = False,
+    tty: bool = False,
     runtime: str | None = None,
     timeout: float = DEFAULT_START_TIMEOUT_S,
 ) -> int:
@@ -117,6 +121,7 @@ def start_shim(
             sync_fd=sync_w,
             log_path=log_path,
             stdin=stdin,
+            tty=tty,
             runtime=runtime,
         )
         log.debug("starting shim: %s", argv, extra={"container_id": container_id})

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from typing import Final
 
 from cri.logs import LogEncoder, StreamName
 from cri.shim.protocol import (
+    CONSOLE_SOCKET_NAME,
     EXIT_FILE_NAME,
     PID_FILE_NAME,
     RUNTIME_LOG_NAME,
@@ -88,6 +90,7 @@ class ShimConfig:
     sync_fd: int
     log_path: Path | None = None
     stdin: bool = False
+    tty: bool = False  # the process gets a pty; its one output stream is logged as stdout
     runtime: str | None = None  # None: the in-tree executor, cri.oci
 
 
@@ -146,6 +149,7 @@ class Monitor:
         self._wakeup_r: int | None = None
         self._outputs: dict[int, StreamName] = {}
         self._stdin_w: int | None = None  # kept open so stdin does not hit EOF; for attach
+        self._terminal: int | None = None  # the pty master, when the process has a terminal
         self._init_pid = 0
         self._pidfd: int | None = None
         self._exit: ExitStatus | None = None
@@ -246,6 +250,9 @@ class Monitor:
         return fd
 
     def _create(self, undo: ExitStack) -> None:
+        if self.config.tty:
+            self._create_with_terminal(undo)
+            return
         # The container's ends of its stdio: closed here once it has them (ours would keep the
         # pipes from reaching EOF), or on failure. Our ends go to the undo stack.
         theirs: list[int] = []
@@ -263,14 +270,56 @@ class Monitor:
             else:
                 in_r = os.open(os.devnull, os.O_RDONLY)
             theirs.append(in_r)
-            if self.config.runtime is None:
-                pid = self._create_in_tree(in_r, out_w, err_w, undo)
-            else:
-                runtime = self.config.runtime
-                pid = self._create_with_runtime(runtime, in_r, out_w, err_w, err_r, undo)
+            pid = self._run_create(in_r, out_w, err_w, err_r, None, undo)
         finally:
             for fd in theirs:
                 _close_quietly(fd)
+        self._watch_init(pid, undo)
+        self._outputs = {out_r: "stdout", err_r: "stderr"}
+
+    def _create_with_terminal(self, undo: ExitStack) -> None:
+        """The runtime makes the pty inside the container and sends us its master over a socket
+        (runc's --console-socket contract); that one fd carries input and output."""
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        undo.callback(listener.close)
+        _unlink(self.state_dir / CONSOLE_SOCKET_NAME)
+        # Relative, as for the control socket: we are in the state dir (sun_path is short).
+        listener.bind(CONSOLE_SOCKET_NAME)
+        undo.callback(_unlink, self.state_dir / CONSOLE_SOCKET_NAME)
+        listener.listen(1)
+        err_r, err_w = os.pipe()  # the runtime's own error output, for its error message
+        undo.callback(_close_quietly, err_r)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            pid = self._run_create(null, null, err_w, err_r, Path(CONSOLE_SOCKET_NAME), undo)
+        finally:
+            _close_quietly(null)
+            _close_quietly(err_w)
+        listener.settimeout(10)
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                msg, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        except OSError as exc:
+            raise CreateError(f"no terminal came over the console socket: {exc}") from exc
+        if not fds:
+            raise CreateError("the console socket message carried no terminal")
+        master = fds[0]
+        undo.callback(_close_quietly, master)
+        self._terminal = master
+        if self.config.stdin:
+            self._stdin_w = os.dup(master)
+        self._watch_init(pid, undo)
+        self._outputs = {master: "stdout", err_r: "stderr"}
+
+    def _run_create(self, stdin: int, stdout: int, stderr: int, stderr_r: int,
+                    console_socket: Path | None, undo: ExitStack) -> int:
+        if self.config.runtime is None:
+            return self._create_in_tree(stdin, stdout, stderr, console_socket, undo)
+        return self._create_with_runtime(self.config.runtime, stdin, stdout, stderr, stderr_r,
+                                         console_socket, undo)
+
+    def _watch_init(self, pid: int, undo: ExitStack) -> None:
         self._init_pid = pid
         try:
             self._pidfd = os.pidfd_open(pid)
@@ -278,9 +327,9 @@ class Monitor:
         except OSError as exc:
             # No pidfd (kernel < 5.3): SIGCHLD and the periodic tick still catch the exit.
             log.warning("pidfd_open(%d) failed: %s; relying on SIGCHLD", pid, exc)
-        self._outputs = {out_r: "stdout", err_r: "stderr"}
 
-    def _create_in_tree(self, stdin: int, stdout: int, stderr: int, undo: ExitStack) -> int:
+    def _create_in_tree(self, stdin: int, stdout: int, stderr: int,
+                        console_socket: Path | None, undo: ExitStack) -> int:
         from cri import oci  # lazily: runc-backed shims do not need the executor
         from cri.oci.errors import OciError
 
@@ -293,6 +342,7 @@ class Monitor:
                 stdout=stdout,
                 stderr=stderr,
                 pid_file=self.state_dir / PID_FILE_NAME,
+                console_socket=console_socket,
             )
         except OciError as exc:
             raise CreateError(f"create container {self.config.container_id}: {exc}") from exc
@@ -311,7 +361,8 @@ class Monitor:
             log.warning("deleting container %s: %s", self.config.container_id, exc)
 
     def _create_with_runtime(
-        self, runtime: str, stdin: int, stdout: int, stderr: int, stderr_r: int, undo: ExitStack
+        self, runtime: str, stdin: int, stdout: int, stderr: int, stderr_r: int,
+        console_socket: Path | None, undo: ExitStack,
     ) -> int:
         cfg = self.config
         base = [runtime, "--root", str(cfg.oci_root)]
@@ -333,6 +384,7 @@ class Monitor:
             # Structured errors instead of scraping stderr, which is the container's stderr pipe.
             "--log", str(runtime_log), "--log-format", "json",
             "create", "--bundle", str(cfg.bundle), "--pid-file", str(pid_file),
+            *(["--console-socket", str(self.state_dir / console_socket)] if console_socket else []),
             cfg.container_id,
         ]  # fmt: skip
         log.debug("running %s", argv)
@@ -410,7 +462,9 @@ class Monitor:
         try:
             data = os.read(fd, READ_SIZE)
         except OSError as exc:
-            log.error("reading %s: %s", stream, exc)
+            # A pty master reads EIO once the last slave fd is closed: that is its EOF.
+            if not (fd == self._terminal and exc.errno == errno.EIO):
+                log.error("reading %s: %s", stream, exc)
             data = b""
         now = time.time_ns()
         if not data:

@@ -31,6 +31,7 @@ T = TypeVar("T")
 
 # File names inside the state directory; both sides use these.
 SOCKET_NAME: Final = "shim.sock"
+CONSOLE_SOCKET_NAME: Final = "console.sock"  # the runtime sends the pty master here (tty)
 EXIT_FILE_NAME: Final = "exit"
 PID_FILE_NAME: Final = "pid"
 SHIM_PID_FILE_NAME: Final = "shim.pid"

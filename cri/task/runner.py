@@ -69,7 +69,7 @@ class TaskRunner:
 
     def create_and_start(
         self, task_id: str, bundle: Path, state_dir: Path, *, log_path: Path | None,
-        stdin: bool = False,
+        stdin: bool = False, tty: bool = False,
     ) -> int:
         """Create the task under a new shim and start it; returns the task's host pid."""
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +81,7 @@ class TaskRunner:
                 state_dir=state_dir,
                 log_path=log_path,
                 stdin=stdin,
+                tty=tty,
                 runtime=self.handler.binary or None,
             )
         except ShimError as exc:

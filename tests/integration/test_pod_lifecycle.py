@@ -406,3 +406,28 @@ def test_oom_killed_container_says_so(cri: CriClient, image: str, pod: Any) -> N
     cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
     status = wait_for_state(cri, container_id, api.CONTAINER_EXITED, timeout=30)
     assert (status.exit_code, status.reason) == (137, "OOMKilled")
+
+
+def test_container_with_a_terminal(cri: CriClient, image: str, pod: Any, tmp_path: Path) -> None:
+    api = cri.api
+    sandbox_id, config = pod
+    ctr = container_config(api, image, ["sh", "-c", "tty; echo in-a-tty; sleep 1000"],
+                           name="console")
+    ctr.tty = True
+    ctr.stdin = True
+    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
+        pod_sandbox_id=sandbox_id, sandbox_config=config, config=ctr)).container_id
+    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    log = tmp_path / "console.log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "in-a-tty" not in (
+            log.read_text() if log.exists() else ""):
+        time.sleep(0.05)
+    contents = [parse_line(line) for line in log.read_bytes().splitlines(keepends=True)]
+    # A terminal has one output stream, and turns "\n" into "\r\n".
+    assert [(c.stream, c.content) for c in contents] == [
+        ("stdout", b"/dev/pts/0\r"), ("stdout", b"in-a-tty\r")]
+    result = cri.runtime.ExecSync(api.ExecSyncRequest(container_id=container_id,
+                                                      cmd=["echo", "exec"], timeout=10))
+    assert result.stdout == b"exec\n"
+    cri.runtime.StopContainer(api.StopContainerRequest(container_id=container_id, timeout=0))
