@@ -182,6 +182,12 @@ class RuntimeServicer:
         return v1.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr,
                                    exit_code=result.exit_code)
 
+    def UpdateContainerResources(
+        self, request: v1.UpdateContainerResourcesRequest
+    ) -> v1.UpdateContainerResourcesResponse:
+        self._containers.update_resources(request.container_id, request.linux)
+        return v1.UpdateContainerResourcesResponse()
+
     def ReopenContainerLog(
         self, request: v1.ReopenContainerLogRequest
     ) -> v1.ReopenContainerLogResponse:

@@ -83,6 +83,12 @@ class ContainerService:
 
         return exec_sync(self, container_id, cmd, timeout)
 
+    def update_resources(self, container_id: str,
+                         resources: v1.LinuxContainerResources) -> None:
+        from cri.container.update import update_resources
+
+        update_resources(self, container_id, resources)
+
     def reopen_log(self, container_id: str) -> None:
         from cri.container.reopen_log import reopen_log
 

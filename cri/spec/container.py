@@ -204,8 +204,14 @@ def _host_devices() -> list[dict[str, Any]]:
 
 
 def _resources(cfg: v1.ContainerConfig) -> dict[str, Any]:
-    r = cfg.linux.resources
     resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    resources.update(oci_resources(cfg.linux.resources))
+    return resources
+
+
+def oci_resources(r: v1.LinuxContainerResources) -> dict[str, Any]:
+    """CRI resources as OCI `linux.resources` (without devices); zero means "not set"."""
+    resources: dict[str, Any] = {}
     cpu: dict[str, Any] = {}
     if r.cpu_shares:
         cpu["shares"] = r.cpu_shares

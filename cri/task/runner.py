@@ -10,11 +10,14 @@ cri.oci exec` for the in-tree executor), since joining namespaces needs a fresh 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cri.config import RuntimeHandler
 from cri.errors import DeadlineExceeded, Internal
@@ -109,6 +112,23 @@ class TaskRunner:
         import cri.oci
 
         cri.oci.kill(self.oci_root, task_id, sig, all=all)
+
+    def update(self, task_id: str, resources: Mapping[str, Any]) -> None:
+        """New cgroup limits for a live task (OCI `update`)."""
+        if self.handler.binary:
+            result = subprocess.run(self._cli("update", "--resources", "-", task_id),
+                                    input=json.dumps(resources), capture_output=True, text=True,
+                                    timeout=30)
+            if result.returncode != 0:
+                raise Internal(f"update {task_id}: {result.stderr.strip()}")
+            return
+        import cri.oci
+        from cri.oci.errors import OciError
+
+        try:
+            cri.oci.update(self.oci_root, task_id, resources)
+        except OciError as exc:
+            raise Internal(f"update {task_id}: {exc}") from None
 
     def delete(self, task_id: str, *, force: bool = False) -> None:
         """Forget the task in the OCI runtime; a task it does not know is already deleted."""

@@ -225,3 +225,29 @@ def test_container_sees_the_same_under_both(case: str, pods: dict[str, Any],
                                                    mine[section].splitlines(), "runc",
                                                    "in-tree", lineterm=""))
             assert mine[section] == oracle[section], f"{case} {where} [{section}]:\n{diff}"
+
+
+def test_update_resources_the_same_under_both(pods: dict[str, Any], busybox_ref: str) -> None:
+    cri = pods["cri"]
+    seen = {}
+    for handler in ("in-tree", "runc"):
+        sandbox_id, sandbox_config = pods[handler]
+        config = security()
+        config.metadata.name = f"upd{secrets.token_hex(3)}"
+        config.image.image = busybox_ref
+        config.command.extend(["sleep", "1000"])
+        container_id = cri.runtime.CreateContainer(v1.CreateContainerRequest(
+            pod_sandbox_id=sandbox_id, config=config,
+            sandbox_config=sandbox_config)).container_id
+        try:
+            cri.runtime.StartContainer(v1.StartContainerRequest(container_id=container_id))
+            cri.runtime.UpdateContainerResources(v1.UpdateContainerResourcesRequest(
+                container_id=container_id, linux=v1.LinuxContainerResources(
+                    memory_limit_in_bytes=40 << 20, cpu_quota=20000, cpu_period=100000)))
+            seen[handler] = cri.runtime.ExecSync(v1.ExecSyncRequest(
+                container_id=container_id, timeout=10, cmd=[
+                    "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"])).stdout
+        finally:
+            cri.runtime.RemoveContainer(v1.RemoveContainerRequest(container_id=container_id))
+    assert seen["in-tree"] == seen["runc"] == f"{40 << 20}\n20000\n".encode()

@@ -431,3 +431,25 @@ def test_container_with_a_terminal(cri: CriClient, image: str, pod: Any, tmp_pat
                                                       cmd=["echo", "exec"], timeout=10))
     assert result.stdout == b"exec\n"
     cri.runtime.StopContainer(api.StopContainerRequest(container_id=container_id, timeout=0))
+
+
+def test_update_container_resources(cri: CriClient, image: str, pod: Any) -> None:
+    api = cri.api
+    sandbox_id, config = pod
+    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
+        pod_sandbox_id=sandbox_id, sandbox_config=config,
+        config=container_config(api, image, ["sleep", "1000"], name="resized"),
+    )).container_id
+    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    cri.runtime.UpdateContainerResources(api.UpdateContainerResourcesRequest(
+        container_id=container_id,
+        linux=api.LinuxContainerResources(memory_limit_in_bytes=48 << 20, cpu_shares=300)))
+    result = cri.runtime.ExecSync(api.ExecSyncRequest(container_id=container_id, cmd=[
+        "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/cpu/cpu.shares"], timeout=10))
+    assert result.stdout.split() == [str(48 << 20).encode(), b"300"]
+    cri.runtime.StopContainer(api.StopContainerRequest(container_id=container_id, timeout=0))
+    code = code_of(lambda: cri.runtime.UpdateContainerResources(
+        api.UpdateContainerResourcesRequest(container_id=container_id,
+                                            linux=api.LinuxContainerResources(cpu_shares=2))))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
