@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from cri import __version__
 from cri.api.runtime.v1 import api_pb2 as v1
@@ -188,6 +189,14 @@ class RuntimeServicer:
         self._containers.update_resources(request.container_id, request.linux)
         return v1.UpdateContainerResourcesResponse()
 
+    def UpdatePodSandboxResources(
+        self, request: v1.UpdatePodSandboxResourcesRequest
+    ) -> v1.UpdatePodSandboxResourcesResponse:
+        # Best effort by contract: kubelet has already resized the pod cgroup itself, and the
+        # pause container needs nothing more.
+        self._sandboxes.get(request.pod_sandbox_id)
+        return v1.UpdatePodSandboxResourcesResponse()
+
     def ReopenContainerLog(
         self, request: v1.ReopenContainerLogRequest
     ) -> v1.ReopenContainerLogResponse:
@@ -213,11 +222,29 @@ class RuntimeServicer:
             labels=c.config.labels, annotations=c.config.annotations,
             mounts=c.config.mounts, log_path=c.log_path, image_id=c.image_id,
             stop_signal=c.config.stop_signal)
+        spec = self._containers.oci_spec(c)
+        if spec is not None:
+            _fill_resources(status.resources.linux, spec)
         user = self._containers.process_user(c)
         if user is not None:
             status.user.linux.uid, status.user.linux.gid = user[0], user[1]
             status.user.linux.supplemental_groups.extend(user[2])
         return status
+
+
+def _fill_resources(out: v1.LinuxContainerResources, spec: Mapping[str, Any]) -> None:
+    """What kubelet's in-place resize reads back: the limits in force."""
+    resources = spec.get("linux", {}).get("resources", {})
+    cpu, memory = resources.get("cpu", {}), resources.get("memory", {})
+    out.cpu_shares = cpu.get("shares", 0)
+    out.cpu_quota = cpu.get("quota", 0)
+    out.cpu_period = cpu.get("period", 0)
+    out.cpuset_cpus = cpu.get("cpus", "")
+    out.cpuset_mems = cpu.get("mems", "")
+    out.memory_limit_in_bytes = memory.get("limit", 0)
+    out.memory_swap_limit_in_bytes = memory.get("swap", 0)
+    out.oom_score_adj = spec.get("process", {}).get("oomScoreAdj", 0)
+    out.unified.update(resources.get("unified", {}))
 
 
 def _sandbox_state(sandbox: Sandbox) -> v1.PodSandboxState:

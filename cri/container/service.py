@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.config import Config
@@ -94,12 +95,19 @@ class ContainerService:
 
         reopen_log(self, container_id)
 
+    def oci_spec(self, container: Container) -> dict[str, Any] | None:
+        """The container's OCI spec as last written (None once its state dir is gone)."""
+        try:
+            spec: dict[str, Any] = json.loads(
+                (self.paths.container_state(container.id) / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return spec
+
     def process_user(self, container: Container) -> tuple[int, int, tuple[int, ...]] | None:
         """The uid, gid and groups the container runs as, from its OCI spec."""
-        try:
-            spec = json.loads((self.paths.container_state(container.id) / "config.json")
-                              .read_text())
-        except (OSError, ValueError):
+        spec = self.oci_spec(container)
+        if spec is None:
             return None
         user = spec["process"]["user"]
         return user["uid"], user["gid"], tuple(user.get("additionalGids", ()))

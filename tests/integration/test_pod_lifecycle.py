@@ -448,6 +448,9 @@ def test_update_container_resources(cri: CriClient, image: str, pod: Any) -> Non
         "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
         "/sys/fs/cgroup/cpu/cpu.shares"], timeout=10))
     assert result.stdout.split() == [str(48 << 20).encode(), b"300"]
+    status = cri.runtime.ContainerStatus(api.ContainerStatusRequest(container_id=container_id))
+    limits = status.status.resources.linux
+    assert (limits.memory_limit_in_bytes, limits.cpu_shares) == (48 << 20, 300)
     cri.runtime.StopContainer(api.StopContainerRequest(container_id=container_id, timeout=0))
     code = code_of(lambda: cri.runtime.UpdateContainerResources(
         api.UpdateContainerResourcesRequest(container_id=container_id,
