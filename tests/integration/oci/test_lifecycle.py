@@ -109,6 +109,35 @@ def test_duplicate_id_and_missing_container(
         oci.delete(STATE_ROOT, cid)
 
 
+def test_exec_follows_start_closely(make_bundle: Callable[..., Path], cid: str) -> None:
+    """The init execs within milliseconds of `start` returning. It took 200 ms when closing the
+    caller's fds fell back to a million close() calls: without noNewPrivileges the container's
+    seccomp filter is already in place then, and a profile without close_range (runtime-tools'
+    default) refuses it. A SIGTERM sent by `kill` right after `start` then reached a pid-namespace
+    init that had no handler yet and was dropped (runtime-tools killsig)."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        set_cgroups_path(spec, cid)
+        spec["process"]["noNewPrivileges"] = False
+        spec["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}],
+        }
+
+    bundle = make_bundle(["sh", "-c", "trap 'exit 3' TERM; sleep 100 & wait $!"], edit)
+    pid = oci.create(STATE_ROOT, cid, bundle)
+    try:
+        started = time.monotonic()
+        oci.start(STATE_ROOT, cid)
+        while Path(f"/proc/{pid}/comm").read_text().strip() != "sh":
+            assert time.monotonic() - started < 5
+            time.sleep(0.0005)
+        assert time.monotonic() - started < 0.1
+    finally:
+        oci.delete(STATE_ROOT, cid, force=True)
+        os.waitpid(pid, 0)
+
+
 def test_state_transitions_and_list(running: tuple[str, int]) -> None:
     cid, pid = running
     st = oci.state(STATE_ROOT, cid)
