@@ -480,9 +480,11 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
 
     hostname = raw.get("hostname") or None
     domainname = raw.get("domainname") or None
-    uts = next((n for n in namespaces if n.type == "uts"), None)
-    if (hostname or domainname) and (uts is None or uts.path is not None):
-        raise InvalidSpec("hostname/domainname need a new (private) UTS namespace")
+    # NOTE: a UTS namespace joined by path will do: its names are set (runc and crun; the spec:
+    # "depending on your namespace configuration, the container UTS namespace may be the runtime
+    # UTS namespace"). Without one they would be the host's.
+    if (hostname or domainname) and "uts" not in seen:
+        raise InvalidSpec("hostname/domainname need a private UTS namespace (new or joined)")
     if "mount" not in seen:
         raise InvalidSpec("a mount namespace is required (linux.namespaces has no 'mount')")
 

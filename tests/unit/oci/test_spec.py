@@ -114,6 +114,12 @@ def test_invalid_specs(bundle: Path, change: dict[str, Any], message: str) -> No
         parse_spec(_spec(**change), bundle)
 
 
+def test_hostname_in_a_joined_uts_namespace(bundle: Path) -> None:
+    namespaces = [{"type": "mount"}, {"type": "uts", "path": "/proc/self/ns/uts"}]
+    spec = parse_spec(_spec(hostname="h", linux={"namespaces": namespaces}), bundle)
+    assert spec.hostname == "h" and not spec.new_namespace("uts")
+
+
 def test_user_namespace_is_unsupported(bundle: Path) -> None:
     with pytest.raises(Unsupported):
         parse_spec(_spec(linux={"namespaces": [{"type": "mount"}, {"type": "user"}]}), bundle)
