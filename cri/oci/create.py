@@ -45,6 +45,8 @@ def _resources_with_devices(spec: Spec) -> dict[str, object]:
     rules: list[object] = list(spec.resources.get("devices") or [])
     rules += list(DEFAULT_ALLOW_RULES)
     for d in spec.devices:
+        if d.type == "p":
+            continue  # a FIFO is no device: the device cgroup knows only a, b and c (EINVAL)
         rules.append(
             {
                 "allow": True,

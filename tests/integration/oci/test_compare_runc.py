@@ -130,3 +130,27 @@ def test_capabilities_match_runc(
     )
     assert code == 0
     assert ours == theirs
+
+
+def test_char_block_and_fifo_devices_match_runc(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
+    """linux.devices of each type (runtime-tools linux_devices): a FIFO once failed `create`."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["linux"]["devices"] = [
+            {"path": "/dev/test1", "type": "c", "major": 10, "minor": 666, "fileMode": 0o660},
+            {"path": "/dev/test2", "type": "b", "major": 8, "minor": 666, "fileMode": 0o640},
+            {"path": "/dev/sub/test3", "type": "p", "fileMode": 0o600, "uid": 1000, "gid": 1000},
+        ]
+
+    code, ours, theirs = _compare(
+        make_bundle,
+        tmp_path,
+        cid,
+        ["sh", "-c", "ls -ln /dev/test1 /dev/test2 /dev/sub/test3"],
+        edit,
+    )
+    assert code == 0
+    assert ours == theirs
+    assert sorted(line.split()[0] for line in ours) == ["brw-r-----", "crw-rw----", "prw-------"]

@@ -158,3 +158,25 @@ def test_process_labels_are_refused_not_ignored(key: str) -> None:
     with pytest.raises(Unsupported, match=key):
         parse_process({"args": ["x"], key: "some-profile"})
     assert parse_process({"args": ["x"], key: ""}).args == ("x",)
+
+
+def test_device_rules_for_spec_devices_leave_out_fifos(bundle: Path) -> None:
+    """The device cgroup knows a, b and c: a rule for a FIFO made `create` fail with EINVAL."""
+    from cri.oci.create import _resources_with_devices
+    from cri.oci.devices import DEFAULT_ALLOW_RULES
+
+    raw = copy.deepcopy(BASE)
+    raw["linux"]["devices"] = [
+        {"path": "/dev/c", "type": "c", "major": 10, "minor": 666},
+        {"path": "/dev/u", "type": "u", "major": 10, "minor": 667},
+        {"path": "/dev/b", "type": "b", "major": 8, "minor": 666},
+        {"path": "/dev/p", "type": "p"},
+    ]
+    rules = _resources_with_devices(parse_spec(raw, bundle))["devices"]
+    assert isinstance(rules, list)
+    assert rules[: len(DEFAULT_ALLOW_RULES)] == list(DEFAULT_ALLOW_RULES)
+    assert [(r["type"], r["major"], r["minor"]) for r in rules[len(DEFAULT_ALLOW_RULES) :]] == [
+        ("c", 10, 666),
+        ("c", 10, 667),
+        ("b", 8, 666),
+    ]
