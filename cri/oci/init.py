@@ -240,7 +240,10 @@ def container_steps(ctx: InitContext) -> list[Step]:
         ("join cgroup", lambda: ctx.cgroup.add(0)),
         ("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)),
         ("new namespaces", lambda: sys.unshare(flags) if flags else None),
-        ("rootfs propagation", lambda: rootfs.set_root_propagation(sys, spec.rootfs_propagation)),
+        (
+            "rootfs propagation",
+            lambda: rootfs.set_propagation_before_pivot(sys, spec.rootfs_propagation),
+        ),
         ("rootfs parent private", lambda: rootfs.make_parent_private(sys, root)),
         ("bind rootfs", lambda: rootfs.bind_rootfs(sys, root)),
         ("mounts", spec_mounts),
@@ -263,10 +266,6 @@ def container_steps(ctx: InitContext) -> list[Step]:
             )
         )
     steps.append(("pivot_root", lambda: rootfs.pivot(sys, root)))
-    if rootfs.propagates_after_pivot(spec.rootfs_propagation):
-        steps.append(
-            ("root propagation", lambda: rootfs.set_root_propagation(sys, spec.rootfs_propagation))
-        )
     if ctx.console_socket is not None:
         sock = ctx.console_socket
 
@@ -286,6 +285,11 @@ def container_steps(ctx: InitContext) -> list[Step]:
     ]
     if spec.root_readonly:
         steps.append(("readonly rootfs", lambda: rootfs.readonly_root(sys)))
+    if rootfs.propagates_after_pivot(spec.rootfs_propagation):
+        # After the read-only paths: binding one onto itself is EINVAL under an unbindable "/".
+        steps.append(
+            ("root propagation", lambda: rootfs.set_root_propagation(sys, spec.rootfs_propagation))
+        )
     if spec.hostname:
         steps.append(("hostname", lambda: sys.sethostname(spec.hostname or "")))
     if spec.domainname:

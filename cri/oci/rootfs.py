@@ -1,12 +1,14 @@
 """Preparing the rootfs mount and switching to it (runc's sequence).
 
-1. Set "/" to linux.rootfsPropagation (default rslave) so our mounts don't leak to the host while
-   host mounts still reach the container.
+1. Set "/" to linux.rootfsPropagation (default rslave; unbindable becomes private until step 5)
+   so our mounts don't leak to the host while host mounts still reach the container.
 2. Make the rootfs's parent mount private if it is shared: pivot_root refuses shared parents.
 3. Bind the rootfs onto itself so it is a mount point (pivot_root needs one).
 4. After the spec mounts: pivot_root(".", ".") stacks the old root on top of the new one;
    mark it rslave so the detach doesn't propagate, then umount2(".", MNT_DETACH). No put_old
    directory is needed inside the image.
+5. A rootfsPropagation other than (r)private is set again on the new "/"
+   (`propagates_after_pivot`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ _PROPAGATION = {
 def set_root_propagation(sys: Syscalls, propagation: str | None) -> None:
     flag = _PROPAGATION[propagation] if propagation else sc.MS_SLAVE | sc.MS_REC
     sys.mount(None, "/", None, flag, None)
+
+
+def set_propagation_before_pivot(sys: Syscalls, propagation: str | None) -> None:
+    """Step 1: linux.rootfsPropagation on the old "/", except that (r)unbindable is (r)private
+    here: the rootfs is still to be bind-mounted from under it, and binding from an unbindable
+    mount is EINVAL (runc 1.1.5 fails so). Unbindable is private besides, so nothing leaks
+    either way; the new "/" gets the real value after pivot_root."""
+    if propagation in ("unbindable", "runbindable"):
+        propagation = "private" if propagation == "unbindable" else "rprivate"
+    set_root_propagation(sys, propagation)
 
 
 def propagates_after_pivot(propagation: str | None) -> bool:

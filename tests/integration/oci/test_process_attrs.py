@@ -69,6 +69,29 @@ def test_rootfs_propagation_matches_runc(
         assert ours == theirs
 
 
+@pytest.mark.parametrize("propagation", ["unbindable", "runbindable"])
+def test_unbindable_rootfs_propagation(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str, propagation: str
+) -> None:
+    """The container's "/" is unbindable (runtime-tools linux_rootfs_propagation). NOTE: runc
+    1.1.5 fails `create` here: it makes the old "/" unbindable, then binds the rootfs from it."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        set_cgroups_path(spec, cid)
+        spec["linux"]["rootfsPropagation"] = propagation
+        spec["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN")
+        spec["process"]["capabilities"]["effective"].append("CAP_SYS_ADMIN")
+        spec["process"]["capabilities"]["permitted"].append("CAP_SYS_ADMIN")
+
+    script = (
+        "grep -E '^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / ' /proc/self/mountinfo | cut -d' ' -f7;"
+        " mkdir /dev/t && mount --bind / /dev/t; echo bind=$?"
+    )
+    code, out, err = run_ours(tmp_path / "ours", cid, make_bundle(["sh", "-c", script], edit))
+    assert code == 0, err
+    assert out.split() == ["unbindable", "bind=255"], err
+
+
 def test_scheduler_io_priority_personality(
     make_bundle: Callable[..., Path], tmp_path: Path, cid: str
 ) -> None:

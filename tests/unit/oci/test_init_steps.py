@@ -96,10 +96,10 @@ def test_optional_steps_in_runc_order(tmp_path: Path) -> None:
             "createRuntime hooks",
             "createContainer hooks",
             "pivot_root",
-            "root propagation",
             "console",
             "readonly paths",
             "masked paths",
+            "root propagation",
             "hostname",
             "personality",
         ],
@@ -122,6 +122,30 @@ def test_private_propagation_is_not_applied_twice(tmp_path: Path) -> None:
         )
     ]
     assert "root propagation" not in names
+
+
+@pytest.mark.parametrize(
+    ("propagation", "before", "after"),
+    [
+        ("unbindable", sc.MS_PRIVATE, sc.MS_UNBINDABLE),
+        ("runbindable", sc.MS_PRIVATE | sc.MS_REC, sc.MS_UNBINDABLE | sc.MS_REC),
+        ("slave", sc.MS_SLAVE, sc.MS_SLAVE),
+    ],
+)
+def test_unbindable_root_is_private_until_after_pivot(
+    tmp_path: Path, propagation: str, before: int, after: int
+) -> None:
+    """The rootfs is bound from under the old "/" before pivot_root: from an unbindable mount
+    that is EINVAL. The new "/" gets the requested propagation."""
+    fake = RecordingSyscalls()
+    ctx = _ctx(tmp_path, {"linux": {"rootfsPropagation": propagation}}, fake)
+    steps = dict(container_steps(ctx))
+    steps["rootfs propagation"]()
+    steps["root propagation"]()
+    assert fake.calls == [
+        ("mount", None, "/", None, before, None),
+        ("mount", None, "/", None, after, None),
+    ]
 
 
 def test_create_runtime_step_waits_for_the_creator(tmp_path: Path) -> None:
