@@ -61,6 +61,16 @@ def _resources_with_devices(spec: Spec) -> dict[str, object]:
     return resources
 
 
+def _shared_rootfs_mount(spec: Spec) -> int:
+    """The rootfs bind the init made in our mount namespace when it has none of its own (see
+    rootfs.py), for delete to detach; 0 otherwise."""
+    if spec.namespace("mount") is not None:
+        return 0
+    from .rootfs import read_mountinfo, top_mount_id
+
+    return top_mount_id(os.path.realpath(spec.root), read_mountinfo()) or 0
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -203,6 +213,7 @@ def create(
             namespace_paths=namespaces.paths_for(pid, spec.namespaces),
             resources=dict(spec.resources),
             hooks=dict(spec.raw.get("hooks") or {}),
+            rootfs_mount_id=_shared_rootfs_mount(spec),
         )
         save(root, record)
         if pid_file is not None:

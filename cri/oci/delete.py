@@ -6,15 +6,20 @@ No fork of our own: the poststop hooks are programs started with subprocess (for
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import cgroups
 from .errors import InvalidState, OciError
 from .kill import signal_all, signal_init, thaw_after_kill
 from .state import Record, Status, container_dir, init_alive, load, status_of
+
+if TYPE_CHECKING:
+    from .syscalls import Syscalls
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,9 @@ def _poststop(record: Record) -> None:
         log.warning("poststop hooks of %s: %s", record.id, e)
 
 
-def delete(root: Path, container_id: str, *, force: bool = False) -> None:
+def delete(
+    root: Path, container_id: str, *, force: bool = False, sys: Syscalls | None = None
+) -> None:
     record = load(root, container_id)
     status = status_of(root, record)
     if status in (Status.RUNNING, Status.PAUSED) and not force:
@@ -75,6 +82,13 @@ def delete(root: Path, container_id: str, *, force: bool = False) -> None:
             )
         time.sleep(0.01)
     manager.destroy()
+    if record.rootfs_mount_id:
+        from .rootfs import detach_shared_rootfs
+        from .syscalls import RealSyscalls
+
+        detach_shared_rootfs(
+            sys or RealSyscalls(), os.path.realpath(record.rootfs), record.rootfs_mount_id
+        )
     shutil.rmtree(container_dir(root, container_id), ignore_errors=True)
     log.info("deleted container %s", container_id, extra={"container_id": container_id})
     _poststop(record)

@@ -81,6 +81,10 @@ def exec_process(
         console_fd = connect(console_socket)
     ns_list = namespaces.of_process(record.pid)
     join_fds = namespaces.open_paths(ns_list)
+    root_fd: int | None = None
+    if record.rootfs_mount_id:
+        # the container shares our mount namespace: its root is a chroot, entered the same way
+        root_fd = os.open(f"/proc/{record.pid}/root", os.O_PATH | os.O_CLOEXEC)
     manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     stdio = tuple(null if fd is None else fd for fd in (stdin, stdout, stderr))
@@ -101,11 +105,14 @@ def exec_process(
                         console_fd,
                         tuple(preserve_fds),
                         prepared,
+                        root_fd,
                     )
         finally:
             os.close(write_fd)
             for _, fd in join_fds:
                 os.close(fd)
+            if root_fd is not None:
+                os.close(root_fd)
             os.close(null)
             if console_fd is not None:
                 os.close(console_fd)
@@ -138,6 +145,14 @@ def _container_seccomp(bundle: Path) -> Mapping[str, Any] | None:
     return seccomp_profile(raw) if isinstance(raw, Mapping) else None
 
 
+def _chroot(sys: Syscalls, root_fd: int | None) -> None:
+    if root_fd is not None:
+        os.fchdir(root_fd)
+        os.close(root_fd)
+        sys.chroot(".")
+        os.chdir("/")
+
+
 def _child(
     sys: Syscalls,
     manager: cgroups.CgroupManager,
@@ -149,6 +164,7 @@ def _child(
     console_fd: int | None,
     extra_fds: tuple[int, ...],
     prepared: PreparedProcess,
+    root_fd: int | None,
 ) -> None:
     code = 1
     try:
@@ -157,6 +173,7 @@ def _child(
         steps: list[Step] = [
             ("join cgroup", lambda: manager.add(0)),
             ("join namespaces", lambda: namespaces.join(sys, join_fds)),
+            ("chroot", lambda: _chroot(sys, root_fd)),
             ("setsid", lambda: new_session(sys)),
         ]
         if console_fd is not None:

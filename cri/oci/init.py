@@ -211,6 +211,7 @@ def container_steps(ctx: InitContext) -> list[Step]:
         root, mctx.host_network, mctx.new_cgroupns, mctx.cgroup_v1, mctx.cgroup_v2
     )
     flags = namespaces.unshare_flags(spec.namespaces)
+    own_mounts = spec.namespace("mount") is not None
     dev_is_bind = any(
         m.destination.rstrip("/") == "/dev" and mounts.parse_options(m.options).is_bind
         for m in spec.mounts
@@ -240,11 +241,16 @@ def container_steps(ctx: InitContext) -> list[Step]:
         ("join cgroup", lambda: ctx.cgroup.add(0)),
         ("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)),
         ("new namespaces", lambda: sys.unshare(flags) if flags else None),
-        (
-            "rootfs propagation",
-            lambda: rootfs.set_propagation_before_pivot(sys, spec.rootfs_propagation),
-        ),
-        ("rootfs parent private", lambda: rootfs.make_parent_private(sys, root)),
+    ]
+    if own_mounts:
+        steps += [
+            (
+                "rootfs propagation",
+                lambda: rootfs.set_propagation_before_pivot(sys, spec.rootfs_propagation),
+            ),
+            ("rootfs parent private", lambda: rootfs.make_parent_private(sys, root)),
+        ]
+    steps += [
         ("bind rootfs", lambda: rootfs.bind_rootfs(sys, root)),
         ("mounts", spec_mounts),
         ("devices", make_devices),
@@ -265,7 +271,10 @@ def container_steps(ctx: InitContext) -> list[Step]:
                 ),
             )
         )
-    steps.append(("pivot_root", lambda: rootfs.pivot(sys, root)))
+    if own_mounts:
+        steps.append(("pivot_root", lambda: rootfs.pivot(sys, root)))
+    else:
+        steps.append(("chroot", lambda: rootfs.chroot_into(sys, root)))
     if ctx.console_socket is not None:
         sock = ctx.console_socket
 

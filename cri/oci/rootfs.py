@@ -9,11 +9,18 @@
    directory is needed inside the image.
 5. A rootfsPropagation other than (r)private is set again on the new "/"
    (`propagates_after_pivot`).
+
+A container without a mount namespace of its own (none in linux.namespaces) shares the caller's:
+steps 1 and 2 are skipped (they would change the host's mounts), the rootfs is still bound onto
+itself (so a read-only rootfs is a remount of that bind, not of the host's "/"), the spec's mounts
+land in the shared namespace (as under runc; `delete` detaches them), and chroot replaces
+pivot_root.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from . import syscalls as sc
 from .mounts import statvfs_flags
@@ -70,6 +77,40 @@ def _parent_mount(path: str, mountinfo: str) -> tuple[str, bool]:
     return best, shared
 
 
+def _mounts_at(path: str, mountinfo: str) -> dict[int, int]:
+    """mount id -> parent id of the mounts at exactly `path`, from /proc/self/mountinfo text."""
+    here = {}
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4].replace("\\040", " ") == path:
+            here[int(fields[0])] = int(fields[1])
+    return here
+
+
+def top_mount_id(path: str, mountinfo: str) -> int | None:
+    """The id of the topmost mount at `path` (the one no other mount there stacks on)."""
+    here = _mounts_at(path, mountinfo)
+    tops = [mount_id for mount_id in here if mount_id not in set(here.values())]
+    return tops[-1] if tops else None
+
+
+def read_mountinfo() -> str:
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
+
+
+def detach_shared_rootfs(
+    sys: Syscalls, rootfs: str, mount_id: int, mountinfo: Callable[[], str] = read_mountinfo
+) -> None:
+    """`delete` of a container that shared our mount namespace: detach the rootfs bind its init
+    made, and with it the spec's mounts under it, if it is still there (runc leaves them all
+    behind). Whatever was stacked on it goes first; a mount that is not ours is never touched."""
+    for _ in range(64):
+        if mount_id not in _mounts_at(rootfs, mountinfo()):
+            return
+        sys.umount2(rootfs, sc.MNT_DETACH)
+
+
 def make_parent_private(sys: Syscalls, rootfs: str) -> None:
     with open("/proc/self/mountinfo") as f:
         point, shared = _parent_mount(rootfs, f.read())
@@ -86,6 +127,14 @@ def pivot(sys: Syscalls, rootfs: str) -> None:
     sys.pivot_root(".", ".")
     sys.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
     sys.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def chroot_into(sys: Syscalls, rootfs: str) -> None:
+    """Without a mount namespace of its own the container shares the caller's mounts, and
+    pivot_root would move the root of everything that shares them: chroot instead (runc's)."""
+    os.chdir(rootfs)
+    sys.chroot(".")
     os.chdir("/")
 
 

@@ -485,8 +485,6 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
     # UTS namespace"). Without one they would be the host's.
     if (hostname or domainname) and "uts" not in seen:
         raise InvalidSpec("hostname/domainname need a private UTS namespace (new or joined)")
-    if "mount" not in seen:
-        raise InvalidSpec("a mount namespace is required (linux.namespaces has no 'mount')")
 
     devices = []
     for i, d in enumerate(_list(linux.get("devices"), "linux.devices")):

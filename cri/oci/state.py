@@ -90,6 +90,9 @@ class Record:
     resources: dict[str, Any] = field(default_factory=dict)
     #: the spec's raw `hooks` object: start runs poststart, delete poststop, from here
     hooks: dict[str, Any] = field(default_factory=dict)
+    #: without a mount namespace of its own: the id of the rootfs bind the init made in ours,
+    #: which delete detaches (0: the container has its own mount namespace)
+    rootfs_mount_id: int = 0
 
 
 def validate_id(container_id: str) -> None:

@@ -121,6 +121,7 @@ class Syscalls(Protocol):
     ) -> None: ...
     def umount2(self, target: str, flags: int) -> None: ...
     def pivot_root(self, new_root: str, put_old: str) -> None: ...
+    def chroot(self, path: str) -> None: ...
     def unshare(self, flags: int) -> None: ...
     def setns(self, fd: int, nstype: int) -> None: ...
     def sethostname(self, name: str) -> None: ...
@@ -220,6 +221,9 @@ class RealSyscalls:
             new_root,
             put_old,
         )
+
+    def chroot(self, path: str) -> None:
+        os.chroot(path)
 
     def unshare(self, flags: int) -> None:
         import ctypes
@@ -331,6 +335,9 @@ class RecordingSyscalls:
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         self._record("pivot_root", new_root, put_old)
+
+    def chroot(self, path: str) -> None:
+        self._record("chroot", path)
 
     def unshare(self, flags: int) -> None:
         self._record("unshare", flags)

@@ -148,6 +148,24 @@ def test_unbindable_root_is_private_until_after_pivot(
     ]
 
 
+def test_without_a_mount_namespace_the_host_mounts_keep_their_propagation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sharing the caller's mount namespace: no propagation change on its "/" or the rootfs's
+    parent, the rootfs still bound onto itself, chroot instead of pivot_root."""
+    fake = RecordingSyscalls()
+    ctx = _ctx(tmp_path, {"linux": {"namespaces": [{"type": "pid"}]}}, fake)
+    steps = dict(container_steps(ctx))
+    names = list(steps)
+    assert "rootfs propagation" not in names and "rootfs parent private" not in names
+    assert "pivot_root" not in names
+    assert _in_order(["bind rootfs", "mounts", "devices", "chroot", "readonly paths"], names)
+    monkeypatch.chdir(tmp_path)
+    steps["chroot"]()
+    assert fake.calls == [("chroot", ".")]
+    assert os.getcwd() == "/"
+
+
 def test_create_runtime_step_waits_for_the_creator(tmp_path: Path) -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cri.oci import rootfs
 from cri.oci import syscalls as sc
 from cri.oci.devices import create_devices, create_symlinks
 from cri.oci.mounts import MountContext, mask_paths, mount_one, parse_options, readonly_paths
@@ -229,3 +230,32 @@ def test_parent_mount_detection() -> None:
     assert _parent_mount("/var/lib/c/rootfs", info) == ("/var/lib", True)
     assert _parent_mount("/var/lib/x/rootfs", info) == ("/var/lib/x", False)
     assert _parent_mount("/tmp/r", info) == ("/", True)
+
+
+def test_top_mount_id_at_a_path() -> None:
+    info = (
+        "22 1 8:1 / / rw shared:1 - ext4 /dev/vda rw\n"
+        "40 22 0:40 / /b/rootfs rw - overlay overlay rw\n"
+        "41 40 0:40 / /b/rootfs rw - overlay overlay rw\n"
+        "42 41 0:41 / /b/rootfs/proc rw - proc proc rw\n"
+        "50 22 8:1 /x\\040y /x\\040y rw - ext4 /dev/vda rw\n"
+    )
+    assert rootfs.top_mount_id("/b/rootfs", info) == 41
+    assert rootfs.top_mount_id("/x y", info) == 50
+    assert rootfs.top_mount_id("/b", info) is None
+
+
+def test_detach_shared_rootfs_stops_when_its_mount_is_gone() -> None:
+    """Mounts stacked on ours go first; once ours (id 41) is gone, nothing more is detached:
+    the overlay underneath (id 40) is not ours."""
+    tables = iter(
+        [
+            "40 22 0:40 / /r rw - overlay o rw\n41 40 0:40 / /r rw - overlay o rw\n"
+            "43 41 0:9 / /r rw - tmpfs t rw\n",
+            "40 22 0:40 / /r rw - overlay o rw\n41 40 0:40 / /r rw - overlay o rw\n",
+            "40 22 0:40 / /r rw - overlay o rw\n",
+        ]
+    )
+    fake = RecordingSyscalls()
+    rootfs.detach_shared_rootfs(fake, "/r", 41, lambda: next(tables))
+    assert fake.calls == [("umount2", "/r", sc.MNT_DETACH)] * 2

@@ -60,7 +60,6 @@ def test_valid_spec_is_typed(bundle: Path) -> None:
             },
             "does not exist",
         ),
-        ({"linux": {"namespaces": [{"type": "pid"}]}}, "mount namespace is required"),
         ({"hostname": "x", "linux": {"namespaces": [{"type": "mount"}]}}, "UTS"),
         ({"mounts": [{"destination": "rel", "type": "tmpfs"}]}, "absolute"),
         ({"mounts": [{"destination": "/x", "source": "/x"}]}, "type is required"),
@@ -112,6 +111,12 @@ def test_valid_spec_is_typed(bundle: Path) -> None:
 def test_invalid_specs(bundle: Path, change: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidSpec, match=message):
         parse_spec(_spec(**change), bundle)
+
+
+def test_no_namespaces_at_all_is_valid(bundle: Path) -> None:
+    """Each namespace type left out is the runtime's, the mount namespace included (runc too)."""
+    spec = parse_spec(_spec(linux={"namespaces": []}), bundle)
+    assert spec.namespace("mount") is None
 
 
 def test_hostname_in_a_joined_uts_namespace(bundle: Path) -> None:
