@@ -317,18 +317,25 @@ def _set_personality(sys: Syscalls, persona: int) -> None:
     sys.personality(persona)
 
 
-def _wait_for_start(fifo_fd: int) -> None:
-    """Block until `start` opens exec.fifo for reading, then tell it we are going.
+def _wait_for_start(fifo_fd: int) -> int:
+    """Block until `start` opens exec.fifo for reading, then tell it we are going; returns the
+    write end, which stays open (O_CLOEXEC) until the execve.
 
     The fifo lives in the host state dir, out of reach after pivot_root; the O_PATH fd opened by
-    the creator is reopened through /proc/self/fd (runc's trick).
+    the creator is reopened through /proc/self/fd (runc's trick). `start` reads the byte, then
+    waits for EOF: the execve closing the write end tells it the user process runs, so its
+    poststart hooks come after that, as the runtime-spec says (runc 1.1 and crun run them as soon
+    as the byte arrives, before the execve).
     """
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.write(fd, b"0")
-    finally:
+    except BaseException:
         os.close(fd)
-    os.close(fifo_fd)
+        raise
+    finally:
+        os.close(fifo_fd)
+    return fd
 
 
 def run(ctx: InitContext) -> NoReturn:
@@ -347,9 +354,15 @@ def run(ctx: InitContext) -> NoReturn:
     # From here on errors can no longer reach the creator: it has returned. They go to the
     # container's stderr once installed (runc's init logs them the same way).
     try:
-        _wait_for_start(ctx.fifo_fd)
+        started = _wait_for_start(ctx.fifo_fd)
         # with a terminal, the console step already made the pty slave fds 0-2
         stdio = (0, 1, 2) if ctx.console_socket is not None else ctx.stdio
+        # keep `started` clear of the fds about to be installed at 0..2+len(extra_fds)
+        import fcntl
+
+        moved = fcntl.fcntl(started, fcntl.F_DUPFD_CLOEXEC, 3 + len(ctx.extra_fds))
+        os.close(started)
+        started = moved
         process.install_stdio(stdio, ctx.extra_fds)
         if ctx.spec.hooks.get("startContainer"):
             # as the container user, in the container, before the execve
@@ -365,7 +378,7 @@ def run(ctx: InitContext) -> NoReturn:
                 ]
             )
         process.reset_signals()
-        process.close_other_fds(start=3 + len(ctx.extra_fds))
+        process.close_other_fds(keep=(started,), start=3 + len(ctx.extra_fds))
         install_seccomp(prepared)
         assert prepared.env is not None
         process.execute(prepared.path, ctx.spec.process.args, prepared.env)

@@ -2,7 +2,11 @@
 
 No fork of our own, no threads (hooks are programs started with subprocess: fork + exec). The fifo
 is opened O_NONBLOCK (so a dead init can't hang us in open), then polled while checking that the
-init is still alive; the init writes one byte once its blocking open returns.
+init is still alive; the init writes one byte once its blocking open returns, and keeps its write
+end open (O_CLOEXEC) until the execve, so EOF after the byte means the user process runs: `start`
+returns, and the poststart hooks run, only then ("after the user-specified process is executed",
+config.md; runc 1.1 and crun go on at the byte). A signal sent after `start` thus reaches the
+user process, not the init before its execve.
 
 NOTE: poststart hooks run here, after the init was released, as the runtime-spec says; runc 1.1
 runs them at the end of `create` instead (fixed in runc 1.2). A failing poststart hook is logged
@@ -37,13 +41,19 @@ def start(root: Path, container_id: str) -> None:
         raise InvalidState(f"container {container_id!r} was already started") from None
     try:
         deadline = time.monotonic() + START_TIMEOUT
+        released = False
         while True:
             ready, _, _ = select.select([fd], [], [], 0.1)
             if ready:
                 data = os.read(fd, 1)
                 if data:
+                    released = True  # the init got going: now wait for its execve (EOF)
+                    continue
+                if released:
                     break
             if not init_alive(record):
+                if released:
+                    break  # it died before or right after the execve: stopped, not our error
                 raise InvalidState(f"container {container_id!r} init exited before start")
             if time.monotonic() > deadline:
                 raise OciError(f"timed out starting container {container_id!r}")

@@ -338,3 +338,32 @@ def test_init_dies_with_its_creator_during_set_up(
         creator.wait()
         for d in Path("/sys/fs/cgroup").glob(f"*/cri-test-oci/{cid}"):
             d.rmdir()
+
+
+def test_poststart_runs_after_the_user_process_was_executed(
+    make_bundle: Callable[..., Path], oci_root: Path, cid: str
+) -> None:
+    """config.md: "called after the user-specified process is executed". The hook reads the exe
+    of the pid on its stdin: already the container's sleep, not our init before its execve (runc
+    1.1 runs poststart inside `create`; crun right after the fifo byte, which the init writes
+    before its startContainer hooks). `start` itself returns after the execve too."""
+    out = make_bundle(["true"]).parent / "poststart-seen"
+
+    def edit(spec: dict[str, Any]) -> None:
+        set_cgroups_path(spec, cid)
+        script = f"pid=$(sed 's/.*\"pid\": *\\([0-9]*\\).*/\\1/'); cat /proc/$pid/comm > {out}"
+        spec["hooks"] = {
+            # holds the init 0.3 s between the fifo byte and its execve
+            "startContainer": [{"path": "/bin/sleep", "args": ["sleep", "0.3"]}],
+            "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", script]}],
+        }
+
+    bundle = make_bundle(["sleep", "100"], edit)
+    pid = oci.create(oci_root, cid, bundle)
+    try:
+        oci.start(oci_root, cid)
+        assert Path(f"/proc/{pid}/comm").read_text() == "sleep\n"
+        assert out.read_text() == "sleep\n"
+    finally:
+        oci.delete(oci_root, cid, force=True)
+        os.waitpid(pid, 0)
