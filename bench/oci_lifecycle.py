@@ -26,10 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def in_tree_command() -> list[str]:
-    # -S -E: no site-packages scan; the executor needs only the standard library and itself.
-    return [sys.executable, "-S", "-E", "-c",
-            f"import sys; sys.path.insert(0, {str(REPO)!r}); from cri.oci.cli import main; "
-            "sys.exit(main(sys.argv[1:]))"]
+    # The launcher `pip install` puts on PATH as `cri-oci` (its first line: `#!python -SE`), run
+    # from this checkout: it then imports the checkout's package.
+    return [sys.executable, "-SE", str(REPO / "cri" / "oci" / "cri-oci")]
 
 
 def make_bundle(base: Path) -> Path:

@@ -17,10 +17,12 @@ features() -> runc-style features JSON
 from __future__ import annotations
 
 import sys as _sys
-import types as _types
-from typing import TYPE_CHECKING, Any
 
+# NOTE: no typing, no types: this package is imported by every CLI call (see cli.py).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .create import create
     from .delete import delete
     from .errors import (
@@ -65,7 +67,13 @@ _LAZY = {
 }
 
 
-class _Package(_types.ModuleType):
+if TYPE_CHECKING:
+    from types import ModuleType as _ModuleType
+else:
+    _ModuleType = type(_sys)
+
+
+class _Package(_ModuleType):
     """The package module, guarding its public functions against their own modules.
 
     NOTE: create(), start(), state(), kill() and delete() live in modules of the same names, and
@@ -78,7 +86,7 @@ class _Package(_types.ModuleType):
     def __setattr__(self, name: str, value: Any) -> None:
         if (
             name in _LAZY
-            and isinstance(value, _types.ModuleType)
+            and isinstance(value, _ModuleType)
             and value.__name__ == f"{__name__}.{name}"
         ):
             return
@@ -88,9 +96,8 @@ class _Package(_types.ModuleType):
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        import importlib
-
-        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        __import__(f"{__name__}.{module}")
+        value = getattr(_sys.modules[f"{__name__}.{module}"], name)
         super().__setattr__(name, value)
         return value
 
