@@ -1,13 +1,17 @@
 """create: validate, make the state dir, cgroup and fifo, fork the init, wait until it is ready.
 
-The init talks to us over a socketpair (sync.py): "hooks" (run prestart/createRuntime hooks now,
-in our namespaces, then answer "resume"), then "ready" or "error".
+The init talks to us over a socketpair (sync.py): with a user namespace "userns" (write its id
+mappings, answer "mapped") and "child" (reap the first child, answer "reparented"); "hooks" (run
+prestart/createRuntime hooks now, in our namespaces, then answer "resume"), then "ready" or
+"error".
 
 Process contract (for the shim and the CLI):
 - The init is a *direct child* of the caller of create() (pid/time namespaces are entered by
-  switching the caller's pid_for_children around the fork, no double fork), so the caller reaps it
-  with waitpid and gets its exit status. If the caller exits first (the CLI), the init is
-  reparented to the nearest subreaper (PR_SET_CHILD_SUBREAPER) or to the host's init, as with runc.
+  switching the caller's pid_for_children around the fork, no double fork; with a user namespace
+  the init forks into its pid namespace itself and the caller, a child subreaper for that moment,
+  adopts it: userns.py), so the caller reaps it with waitpid and gets its exit status. If the
+  caller exits first (the CLI), the init is reparented to the nearest subreaper
+  (PR_SET_CHILD_SUBREAPER) or to the host's init, as with runc.
 - The caller must be single-threaded during create() (fork without exec, namespace switch).
 - On any failure nothing is left: the init is killed and reaped, the cgroup and state dir removed.
 """
@@ -24,14 +28,14 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cgroups, fds, hooks, namespaces, sync
+from . import cgroups, fds, hooks, namespaces, sync, userns
 from .console import check_request
 from .devices import DEFAULT_ALLOW_RULES
 from .errors import ContainerExists, InitFailed
 from .init import InitContext, run
 from .spec import Spec, load_spec
 from .state import OCI_VERSION, Record, container_dir, now_rfc3339, proc_stat, save
-from .syscalls import RealSyscalls, Syscalls
+from .syscalls import PR_SET_CHILD_SUBREAPER, RealSyscalls, Syscalls
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,12 @@ def create(
             console_socket=console_fd,
             extra_fds=tuple(preserve_fds),
         )
+        # With a user namespace and a new pid namespace the init is our grandchild (userns.py):
+        # as a child subreaper meanwhile we adopt it when its parent exits, so it is our child.
+        adopt = userns.double_fork(spec) and not sys.child_subreaper()
+        if adopt:
+            sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
+            undo.callback(sys.prctl, PR_SET_CHILD_SUBREAPER, 0)
         try:
             with namespaces.for_children(sys, spec.namespaces, spec.time_offsets):
                 pid = os.fork()
@@ -172,7 +182,8 @@ def create(
                     _child(ctx, read_fd)
         finally:
             os.close(write_fd)
-        undo.callback(_reap, pid)
+        init = [pid]  # the grandchild once the first child has said so
+        undo.callback(lambda: _reap(init[0]))
 
         while True:
             message = sync.receive(read_fd, READY_TIMEOUT)
@@ -183,19 +194,31 @@ def create(
                 sync.raise_error(message)
             if kind == "ready":
                 break
+            if kind == "userns":
+                userns.write_mappings(init[0], spec)
+                sync.send(read_fd, {"type": "mapped"})
+                continue
+            if kind == "child" and isinstance(message.get("pid"), int):
+                os.waitpid(init[0], 0)  # it exits at once, leaving us its child, the init
+                init[0] = message["pid"]
+                sync.send(read_fd, {"type": "reparented"})
+                continue
             if kind != "hooks":
                 raise InitFailed(f"unexpected message from init: {message}")
             state = hooks.hook_state(
                 oci_version=OCI_VERSION,
                 container_id=container_id,
                 status="creating",
-                pid=pid,
+                pid=init[0],
                 bundle=str(bundle),
                 annotations=spec.annotations,
             )
             # runc runs them from the bundle (runc create chdirs there)
             hooks.run_hooks(spec.hooks, hooks.RUNTIME_CREATE, state, cwd=str(bundle))
             sync.send(read_fd, {"type": "resume"})
+        pid = init[0]
+        if adopt:
+            sys.prctl(PR_SET_CHILD_SUBREAPER, 0)
 
         pid_start = proc_stat(pid)
         if pid_start is None:

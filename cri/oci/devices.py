@@ -1,8 +1,8 @@
 """/dev contents: the default device nodes, the spec's devices, and the standard symlinks.
 
 Runs before pivot_root with the rootfs prefix, and only when /dev is not a bind of the host's
-(runc's rule). mknod needs CAP_MKNOD in the init user namespace; on EPERM (user namespaces, later)
-the host node is bind-mounted instead.
+(runc's rule). mknod needs CAP_MKNOD in the init user namespace; on EPERM (in a user namespace) the
+host node is bind-mounted instead, as runc does.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from .syscalls import Syscalls
 
 log = logging.getLogger(__name__)
 
+#: in runc's order (its AllowedDevices), visible in the mount table where they are bind mounts
 DEFAULT_DEVICES = (
     Device("/dev/null", "c", 1, 3, 0o666, 0, 0),
-    Device("/dev/zero", "c", 1, 5, 0o666, 0, 0),
-    Device("/dev/full", "c", 1, 7, 0o666, 0, 0),
     Device("/dev/random", "c", 1, 8, 0o666, 0, 0),
-    Device("/dev/urandom", "c", 1, 9, 0o666, 0, 0),
+    Device("/dev/full", "c", 1, 7, 0o666, 0, 0),
     Device("/dev/tty", "c", 5, 0, 0o666, 0, 0),
+    Device("/dev/zero", "c", 1, 5, 0o666, 0, 0),
+    Device("/dev/urandom", "c", 1, 9, 0o666, 0, 0),
 )
 
 #: device cgroup rules runc always appends after the spec's (so the defaults above stay usable).

@@ -35,14 +35,13 @@ def _seccomp() -> dict[str, Any]:
 def features() -> dict[str, Any]:
     from .capabilities import NAMES
 
-    unsupported_ns = {"user"}  # NOTE: user namespaces are refused (spec.py)
     return {
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION_MAX,
         "hooks": list(HOOK_KINDS),
         "mountOptions": _mount_options(),
         "linux": {
-            "namespaces": sorted(n for n in NAMESPACE_TYPES if n not in unsupported_ns),
+            "namespaces": sorted(NAMESPACE_TYPES),
             "capabilities": list(NAMES),
             "cgroup": {
                 "v1": True,

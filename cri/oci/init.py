@@ -29,6 +29,7 @@ from . import (
     rootfs,
     scheduling,
     sync,
+    userns,
     users,
 )
 from .cgroups import CgroupManager
@@ -238,8 +239,13 @@ def container_steps(ctx: InitContext) -> list[Step]:
         # (the shim kills its group when it times out): until "ready" it dies with the creator
         # (the kernel drops this at a uid change; what can hang, mounts and hooks, comes first).
         ("die with the creator", lambda: _parent_death_signal(sys, signal.SIGKILL)),
-        ("join cgroup", lambda: ctx.cgroup.add(0)),
-        ("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)),
+    ]
+    if not userns.in_use(spec):  # else done before the user namespace (userns.early_steps)
+        steps += [
+            ("join cgroup", lambda: ctx.cgroup.add(0)),
+            ("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)),
+        ]
+    steps += [
         ("new namespaces", lambda: sys.unshare(flags) if flags else None),
     ]
     if own_mounts:
@@ -345,6 +351,8 @@ def run(ctx: InitContext) -> NoReturn:
     if profile is not None:
         # first of all: compiling imports modules from files that pivot_root leaves behind
         run_steps([("seccomp", lambda: prepare_seccomp(profile, prepared))])
+    if userns.in_use(ctx.spec):
+        run_steps(userns.early_steps(ctx))
     run_steps(container_steps(ctx))
     run_steps(process_steps(ctx.sys, ctx.spec.process, prepared))
     # from "ready" on the init outlives its creator (`cri-oci create` exits), as runc's does

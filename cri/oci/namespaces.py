@@ -5,6 +5,10 @@ pid_for_children/time_for_children around the fork (`for_children`) and switches
 init is then a direct child of the caller, with no double fork. The caller must be single-threaded
 while that context is open (another thread's fork would land in the container's pid namespace).
 Every other namespace is entered by the init itself, after it has joined the cgroup.
+
+With a user namespace the order changes (userns.py): every namespace the init creates must be
+owned by it, so the init makes the user namespace first and a new pid namespace after it, with a
+fork of its own; `for_children` then leaves a new pid namespace alone.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from . import syscalls as sc
-from .errors import Unsupported
 from .spec import Namespace
 from .syscalls import Syscalls
 
@@ -48,8 +51,6 @@ def open_paths(namespaces: Iterable[Namespace]) -> list[tuple[str, int]]:
     fds = []
     for ns in _sorted(namespaces):
         if ns.path is not None and ns.type not in CHILD_ONLY:
-            if ns.type == "user":
-                raise Unsupported("joining user namespaces is not supported yet")
             fds.append((ns.type, os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)))
     return fds
 
@@ -61,9 +62,11 @@ def join(sys: Syscalls, fds: Iterable[tuple[str, int]]) -> None:
 
 
 def unshare_flags(namespaces: Iterable[Namespace]) -> int:
+    """The new namespaces the init unshares in one go: not pid/time (`for_children`), not user
+    (userns.py creates it first)."""
     flags = 0
     for ns in namespaces:
-        if ns.path is None and ns.type not in CHILD_ONLY:
+        if ns.path is None and ns.type not in CHILD_ONLY and ns.type != "user":
             flags |= TYPES[ns.type][0]
     return flags
 
@@ -85,9 +88,12 @@ def for_children(
 ) -> Iterator[None]:
     """Point our pid/time_for_children at the container's for the fork, then restore."""
     restore: list[tuple[int, int]] = []
+    namespaces = list(namespaces)
+    # a new pid namespace must belong to the container's user namespace: the init makes it
+    pid_in_init = any(ns.type == "user" for ns in namespaces)
     try:
         for ns in _sorted(namespaces):
-            if ns.type not in CHILD_ONLY:
+            if ns.type not in CHILD_ONLY or (ns.type == "pid" and ns.path is None and pid_in_init):
                 continue
             flag, name = TYPES[ns.type]
             restore.append((os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag))
@@ -121,8 +127,6 @@ def of_process(pid: int) -> list[Namespace]:
     """The namespaces of `pid` that differ from ours, as join-by-path entries (for exec)."""
     result = []
     for ns_type in ORDER:
-        if ns_type == "user":
-            continue  # NOTE: setns into our own user ns fails; user namespaces come later
         name = TYPES[ns_type][1]
         if not same_as_ours(pid, name):
             result.append(Namespace(ns_type, f"/proc/{pid}/ns/{name}"))

@@ -36,6 +36,15 @@ class Namespace:
 
 
 @dataclass(frozen=True, slots=True)
+class IDMapping:
+    """One line of /proc/PID/uid_map or gid_map: ids container_id.. are host_id.. outside."""
+
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rlimit:
     type: str
     soft: int
@@ -157,6 +166,9 @@ class Spec:
     hooks: Mapping[str, tuple[Hook, ...]] = field(default_factory=dict)
     #: linux.personality domain for personality(2) (PER_LINUX 0, PER_LINUX32 8), or None
     personality: int | None = None
+    #: linux.uidMappings / gidMappings, written for a new user namespace
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -417,6 +429,43 @@ def _personality(raw: Any) -> int | None:
     return _PERSONALITY_DOMAINS[domain]
 
 
+def _id_mappings(raw: Any, what: str) -> tuple[IDMapping, ...]:
+    result = []
+    for i, m in enumerate(_list(raw, what)):
+        m = _obj(m, f"{what}[{i}]")
+        mapping = IDMapping(
+            container_id=_int(m.get("containerID"), f"{what}[{i}].containerID"),
+            host_id=_int(m.get("hostID"), f"{what}[{i}].hostID"),
+            size=_int(m.get("size"), f"{what}[{i}].size"),
+        )
+        if min(mapping.container_id, mapping.host_id) < 0 or mapping.size <= 0:
+            raise InvalidSpec(f"{what}[{i}]: ids must be >= 0 and size > 0, got {mapping}")
+        result.append(mapping)
+    return tuple(result)
+
+
+def _check_user_namespace(
+    namespaces: list[Namespace],
+    uid_mappings: tuple[IDMapping, ...],
+    gid_mappings: tuple[IDMapping, ...],
+) -> None:
+    """runc's rules: mappings need a user namespace; a new one needs both kinds of mappings, and
+    they must map the container's root (the init becomes uid/gid 0 in it before anything else).
+    Mappings next to a user namespace joined by path are not written (that one has its own)."""
+    user = next((n for n in namespaces if n.type == "user"), None)
+    if user is None:
+        if uid_mappings or gid_mappings:
+            raise InvalidSpec("linux.uidMappings/gidMappings need a user namespace")
+        return
+    if user.path is not None:
+        return
+    for what, mappings in (("uidMappings", uid_mappings), ("gidMappings", gid_mappings)):
+        if not mappings:
+            raise InvalidSpec(f"a new user namespace needs linux.{what}")
+        if not any(m.container_id == 0 for m in mappings):
+            raise InvalidSpec(f"linux.{what} must map the container's root (0)")
+
+
 def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
     """Validate a parsed config.json; `bundle` anchors a relative root.path."""
     if not isinstance(raw, Mapping):
@@ -473,10 +522,9 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
         if path is not None and (not isinstance(path, str) or not Path(path).exists()):
             raise InvalidSpec(f"linux.namespaces[{i}] ({ns_type}): path {path!r} does not exist")
         namespaces.append(Namespace(ns_type, path))
-    if "user" in seen:
-        from .errors import Unsupported
-
-        raise Unsupported("user namespaces are not supported yet")
+    uid_mappings = _id_mappings(linux.get("uidMappings"), "linux.uidMappings")
+    gid_mappings = _id_mappings(linux.get("gidMappings"), "linux.gidMappings")
+    _check_user_namespace(namespaces, uid_mappings, gid_mappings)
 
     hostname = raw.get("hostname") or None
     domainname = raw.get("domainname") or None
@@ -560,6 +608,8 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
         annotations={str(k): str(v) for k, v in annotations.items()},
         hooks=parse_hooks(raw.get("hooks")),
         personality=_personality(linux.get("personality")),
+        uid_mappings=uid_mappings,
+        gid_mappings=gid_mappings,
     )
 
 

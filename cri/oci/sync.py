@@ -1,10 +1,12 @@
 """The sync channel between the creator and the init: one JSON message per line.
 
 Child to parent: {"type": "hooks"} (create: run the createRuntime hooks now), {"type": "ready"};
-{"type": "error", "kind": <OciError subclass name>, "message": ...}. Parent to child (create's
-socketpair only): {"type": "resume"} after the hooks. Each side sends one message and then waits
-for the other's, so no message ever follows another unread. The child's end is O_CLOEXEC, so a
-successful exec reads as EOF (used by exec_process, over a plain pipe).
+{"type": "error", "kind": <OciError subclass name>, "message": ...}; with a user namespace first
+{"type": "userns"} and {"type": "child", "pid": N} (userns.py). Parent to child (create's
+socketpair only): {"type": "resume"} after the hooks, {"type": "mapped"}, {"type": "reparented"}.
+Each side sends one message and then waits for the other's, so no message ever follows another
+unread. The child's end is O_CLOEXEC, so a successful exec reads as EOF (used by exec_process,
+over a plain pipe).
 """
 
 from __future__ import annotations

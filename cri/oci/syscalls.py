@@ -57,6 +57,7 @@ PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
@@ -122,6 +123,9 @@ class Syscalls(Protocol):
     def umount2(self, target: str, flags: int) -> None: ...
     def pivot_root(self, new_root: str, put_old: str) -> None: ...
     def chroot(self, path: str) -> None: ...
+    def setresuid(self, uid: int) -> None: ...
+    def setresgid(self, gid: int) -> None: ...
+    def child_subreaper(self) -> bool: ...
     def unshare(self, flags: int) -> None: ...
     def setns(self, fd: int, nstype: int) -> None: ...
     def sethostname(self, name: str) -> None: ...
@@ -224,6 +228,24 @@ class RealSyscalls:
 
     def chroot(self, path: str) -> None:
         os.chroot(path)
+
+    def setresuid(self, uid: int) -> None:
+        os.setresuid(uid, uid, uid)
+
+    def setresgid(self, gid: int) -> None:
+        os.setresgid(gid, gid, gid)
+
+    def child_subreaper(self) -> bool:
+        """PR_GET_CHILD_SUBREAPER (the flag comes back through a pointer)."""
+        import ctypes
+
+        flag = ctypes.c_int(0)
+        _check(
+            _lib().prctl(ctypes.c_int(PR_GET_CHILD_SUBREAPER), ctypes.byref(flag)),
+            "prctl",
+            PR_GET_CHILD_SUBREAPER,
+        )
+        return bool(flag.value)
 
     def unshare(self, flags: int) -> None:
         import ctypes
@@ -338,6 +360,15 @@ class RecordingSyscalls:
 
     def chroot(self, path: str) -> None:
         self._record("chroot", path)
+
+    def setresuid(self, uid: int) -> None:
+        self._record("setresuid", uid)
+
+    def setresgid(self, gid: int) -> None:
+        self._record("setresgid", gid)
+
+    def child_subreaper(self) -> bool:
+        return False
 
     def unshare(self, flags: int) -> None:
         self._record("unshare", flags)

@@ -190,11 +190,11 @@ def test_devices_mknod_then_bind_fallback(tmp_path: Path) -> None:
     nodes = [c for c in fake.calls if c[0] == "mknod"]
     assert [c[1].rsplit("/", 1)[1] for c in nodes] == [
         "null",
-        "zero",
-        "full",
         "random",
-        "urandom",
+        "full",
         "tty",
+        "zero",
+        "urandom",
         "fuse",
     ]
     assert nodes[-1][2] == 0o020600 and nodes[-1][3] == os.makedev(10, 229)

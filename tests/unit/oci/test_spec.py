@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cri.oci.errors import InvalidSpec, Unsupported
+from cri.oci.errors import InvalidSpec
 from cri.oci.spec import parse_process, parse_spec
 
 BASE: dict[str, Any] = {
@@ -125,9 +125,6 @@ def test_hostname_in_a_joined_uts_namespace(bundle: Path) -> None:
     assert spec.hostname == "h" and not spec.new_namespace("uts")
 
 
-def test_user_namespace_is_unsupported(bundle: Path) -> None:
-    with pytest.raises(Unsupported):
-        parse_spec(_spec(linux={"namespaces": [{"type": "mount"}, {"type": "user"}]}), bundle)
 
 
 def test_process_defaults() -> None:
