@@ -157,9 +157,7 @@ def run(argv: Sequence[str]) -> int:
         return 0 if g.positional or "help" in g.flags or "h" in g.flags else 1
     if "systemd-cgroup" in g.flags:
         raise UsageError("--systemd-cgroup is not supported")
-    from pathlib import Path
-
-    root = Path(g.values.get("root", DEFAULT_ROOT))
+    root = g.values.get("root", DEFAULT_ROOT)
     log_path = g.values.get("log")
     log_format = g.values.get("log-format", "text")
     command, rest = g.positional[0], g.positional[1:]
@@ -184,17 +182,18 @@ def run(argv: Sequence[str]) -> int:
         return 1
 
 
-def _dispatch(command: str, rest: list[str], root: Path) -> int:
-    import json
-    from pathlib import Path
-
+def _dispatch(command: str, rest: list[str], root: str) -> int:
+    # NOTE: the library takes str roots too; pathlib is imported only by commands that need it.
     if command == "state":
-        from .state import state
+        from .jsonio import dumps
+        from .statefile import state_json
 
         a = parse(rest, set(), set())
-        print(json.dumps(_state_json(state(root, _one_id(a, command))), indent=2))
+        print(dumps(state_json(root, _one_id(a, command)), indent=2))
         return 0
     if command == "create":
+        from pathlib import Path
+
         from .create import create
 
         a = parse(
@@ -210,7 +209,7 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
         console = a.values.get("console-socket")
         preserve = cli_fds(os.environ, os.getpid(), _count(a, "preserve-fds"), activation=True)
         create(
-            root,
+            Path(root),
             cid,
             bundle,
             stdin=0,
@@ -250,6 +249,8 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
             raise
         return 0
     if command == "list":
+        import json
+
         from .state import list_containers
 
         a = parse(rest, {"format", "f"}, {"quiet", "q"})
@@ -269,7 +270,9 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
                 )
         return 0
     if command == "ps":
-        return _ps(rest, root)
+        from pathlib import Path
+
+        return _ps(rest, Path(root))
     if command in ("pause", "resume"):
         from .pause import pause, resume
 
@@ -277,15 +280,21 @@ def _dispatch(command: str, rest: list[str], root: Path) -> int:
         (pause if command == "pause" else resume)(root, cid)
         return 0
     if command == "update":
-        return _update(rest, root)
+        from pathlib import Path
+
+        return _update(rest, Path(root))
     if command == "features":
+        import json
+
         from .features import features
 
         parse(rest, set(), set())
         print(json.dumps(features(), indent=4))
         return 0
     if command == "exec":
-        return _exec(rest, root)
+        from pathlib import Path
+
+        return _exec(rest, Path(root))
     raise UsageError(f"unknown command {command!r}")
 
 

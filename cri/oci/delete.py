@@ -5,23 +5,30 @@ No fork of our own: the poststop hooks are programs started with subprocess (for
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
-import signal
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from . import cgroups
+from . import cgroups, lazylog
 from .errors import InvalidState, OciError
 from .kill import signal_all, signal_init, thaw_after_kill
-from .state import Record, Status, container_dir, init_alive, load, status_of
+from .signals import SIGKILL
+from .statefile import (
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    Record,
+    container_dir,
+    init_alive,
+    load,
+    status_name,
+)
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .statefile import StrPath
     from .syscalls import Syscalls
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
 
 DEATH_TIMEOUT = 10.0
 
@@ -44,7 +51,7 @@ def _poststop(record: Record) -> None:
     state = hook_state(
         oci_version=record.oci_version,
         container_id=record.id,
-        status=Status.STOPPED.value,
+        status=STOPPED,
         pid=0,
         bundle=record.bundle,
         annotations=record.annotations,
@@ -55,26 +62,45 @@ def _poststop(record: Record) -> None:
         log.warning("poststop hooks of %s: %s", record.id, e)
 
 
+def _remove_dir(path: str) -> None:
+    """shutil.rmtree(path, ignore_errors=True), without shutil's imports (fnmatch, re...: 4 ms)
+    for a directory of a few files."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        entry = os.path.join(path, name)
+        try:
+            os.unlink(entry)  # a symlink to a directory is unlinked, never followed
+        except IsADirectoryError:
+            _remove_dir(entry)
+        except OSError:
+            pass
+    try:  # noqa: SIM105 - contextlib costs 3 ms to import
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def delete(
-    root: Path, container_id: str, *, force: bool = False, sys: Syscalls | None = None
+    root: StrPath, container_id: str, *, force: bool = False, sys: Syscalls | None = None
 ) -> None:
     record = load(root, container_id)
-    status = status_of(root, record)
-    if status in (Status.RUNNING, Status.PAUSED) and not force:
-        raise InvalidState(
-            f"cannot delete container {container_id!r} that is {status.value} (use force)"
-        )
+    status = status_name(root, record)
+    if status in (RUNNING, PAUSED) and not force:
+        raise InvalidState(f"cannot delete container {container_id!r} that is {status} (use force)")
     # A created container is killed without --force, as runc does.
-    if status is not Status.STOPPED:
-        signal_init(record, signal.SIGKILL)
-        if status is Status.PAUSED:
+    if status != STOPPED:
+        signal_init(record, SIGKILL)
+        if status == PAUSED:
             thaw_after_kill(record)
         _wait_dead(record)
     manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
     # Without a pid namespace the init's death leaves the rest running: kill them too (runc does).
     deadline = time.monotonic() + DEATH_TIMEOUT
     while manager.pids():
-        signal_all(record, signal.SIGKILL)
+        signal_all(record, SIGKILL)
         thaw_after_kill(record)  # a frozen leftover (paused, then its init died) must run to die
         if time.monotonic() > deadline:
             raise OciError(
@@ -89,6 +115,6 @@ def delete(
         detach_shared_rootfs(
             sys or RealSyscalls(), os.path.realpath(record.rootfs), record.rootfs_mount_id
         )
-    shutil.rmtree(container_dir(root, container_id), ignore_errors=True)
+    _remove_dir(container_dir(root, container_id))
     log.info("deleted container %s", container_id, extra={"container_id": container_id})
     _poststop(record)

@@ -7,18 +7,23 @@ except after SIGKILL: frozen (v1) processes cannot die, so it is thawed, as runc
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import signal as _signal
-from pathlib import Path
 
-from . import cgroups
+from . import cgroups, lazylog
 from .cgroups.freezer import FreezeFailed
 from .errors import InvalidState
-from .state import Record, Status, init_alive, load, status_of
+from .signals import SIGKILL
+from .statefile import CREATED, PAUSED, RUNNING, STOPPED, Record, init_alive, load, status_name
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+
+    from .statefile import StrPath
+else:
+    import _signal  # what `signal` re-exports, without its enums (4 ms)
+
+log = lazylog.getLogger(__name__)
 
 
 def signal_init(record: Record, sig: int) -> bool:
@@ -43,8 +48,10 @@ def signal_init(record: Record, sig: int) -> bool:
 def signal_all(record: Record, sig: int) -> None:
     manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
     for pid in manager.pids():
-        with contextlib.suppress(ProcessLookupError):
+        try:  # noqa: SIM105 - contextlib costs 3 ms to import
             os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def _signal_all_frozen(record: Record, sig: int, *, freeze: bool) -> None:
@@ -65,23 +72,25 @@ def _signal_all_frozen(record: Record, sig: int, *, freeze: bool) -> None:
 
 def thaw_after_kill(record: Record) -> None:
     """After SIGKILL to a paused container: let the processes run, so they can die."""
-    with contextlib.suppress(FreezeFailed, OSError):
+    try:  # noqa: SIM105
         cgroups.from_paths(record.cgroup_version, record.cgroup_paths).thaw()
+    except (FreezeFailed, OSError):
+        pass
 
 
-def kill(root: Path, container_id: str, signal: int, *, all: bool = False) -> None:
+def kill(root: StrPath, container_id: str, signal: int, *, all: bool = False) -> None:
     record = load(root, container_id)
-    status = status_of(root, record)
-    if status is Status.STOPPED and not all:
+    status = status_name(root, record)
+    if status == STOPPED and not all:
         raise InvalidState(f"container {container_id!r} is not running")
     log.info(
         "kill %s signal %d all=%s", container_id, signal, all, extra={"container_id": container_id}
     )
-    paused = status is Status.PAUSED
+    paused = status == PAUSED
     if all:
-        _signal_all_frozen(record, signal, freeze=status in (Status.RUNNING, Status.CREATED))
+        _signal_all_frozen(record, signal, freeze=status in (RUNNING, CREATED))
         signal_init(record, signal)
     elif not signal_init(record, signal):
         raise InvalidState(f"container {container_id!r} is not running")
-    if paused and signal == _signal.SIGKILL:
+    if paused and signal == SIGKILL:
         thaw_after_kill(record)

@@ -7,29 +7,30 @@ paused container; kill with SIGKILL thaws it afterwards so the processes can die
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
-from . import cgroups
+from . import cgroups, lazylog
 from .errors import InvalidState
-from .state import Status, load, status_of
+from .statefile import CREATED, PAUSED, RUNNING, load, status_name
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .statefile import StrPath
+
+log = lazylog.getLogger(__name__)
 
 
-def pause(root: Path, container_id: str) -> None:
+def pause(root: StrPath, container_id: str) -> None:
     record = load(root, container_id)
-    status = status_of(root, record)
-    if status not in (Status.RUNNING, Status.CREATED):
-        raise InvalidState(f"container {container_id!r} is not running or created: {status.value}")
+    status = status_name(root, record)
+    if status not in (RUNNING, CREATED):
+        raise InvalidState(f"container {container_id!r} is not running or created: {status}")
     cgroups.from_paths(record.cgroup_version, record.cgroup_paths).freeze()
     log.info("paused container %s", container_id, extra={"container_id": container_id})
 
 
-def resume(root: Path, container_id: str) -> None:
+def resume(root: StrPath, container_id: str) -> None:
     record = load(root, container_id)
-    status = status_of(root, record)
-    if status is not Status.PAUSED:
-        raise InvalidState(f"container {container_id!r} is not paused: {status.value}")
+    status = status_name(root, record)
+    if status != PAUSED:
+        raise InvalidState(f"container {container_id!r} is not paused: {status}")
     cgroups.from_paths(record.cgroup_version, record.cgroup_paths).thaw()
     log.info("resumed container %s", container_id, extra={"container_id": container_id})

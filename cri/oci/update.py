@@ -11,7 +11,6 @@ above the memory limit, v2 memory.swap.max is derived from both).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import re
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any
 
 from . import cgroups
 from .errors import InvalidSpec, InvalidState
+from .records import replace
 from .state import Status, load, save, status_of
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def update(root: Path, container_id: str, resources: Mapping[str, Any]) -> dict[
     merged = merge(record.resources, resources)
     manager = cgroups.from_paths(record.cgroup_version, record.cgroup_paths)
     manager.update(merged)
-    save(root, dataclasses.replace(record, resources=merged))
+    save(root, replace(record, resources=merged))
     log.info("updated container %s", container_id, extra={"container_id": container_id})
     return merged
 

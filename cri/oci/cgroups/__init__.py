@@ -6,41 +6,23 @@ the paths recorded in state.json (`from_paths`, for exec/kill/delete in another 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
-
 from .detect import Layout, detect
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
-class CgroupManager(Protocol):
-    version: int
+    from .manager import CgroupManager
 
-    @property
-    def paths(self) -> dict[str, str]:
-        """Hierarchy name ("" for v2) -> absolute directory of the container's cgroup."""
-        ...
 
-    def create(self, resources: Mapping[str, Any]) -> None: ...
-    def add(self, pid: int) -> None:
-        """Move pid (0: the calling process) into the cgroup in every hierarchy."""
-        ...
+def __getattr__(name: str) -> Any:
+    # NOTE: the Protocol needs typing (10 ms to import and tear down): loaded on first use only.
+    if name == "CgroupManager":
+        from .manager import CgroupManager
 
-    def apply(self, resources: Mapping[str, Any]) -> None: ...
-    def update(self, resources: Mapping[str, Any]) -> None:
-        """New limits on a live cgroup (`update`): everything but devices."""
-        ...
-
-    def destroy(self) -> None: ...
-    def pids(self) -> list[int]: ...
-    def freezer_state(self) -> str | None:
-        """freezer.FROZEN, FREEZING or THAWED; None without a freezer."""
-        ...
-
-    def freeze(self) -> None:
-        """Freeze every process and wait until they are; FreezeFailed otherwise (thawed)."""
-        ...
-
-    def thaw(self) -> None: ...
+        return CgroupManager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 DEFAULT_PARENT = "/cri-oci"

@@ -6,19 +6,19 @@ which also tells the v1 hierarchies and their controllers, co-mounted ones inclu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..records import record
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Hierarchy:
     name: str  # directory name under /sys/fs/cgroup, e.g. "cpu,cpuacct" or "systemd"
     mountpoint: str
     controllers: frozenset[str]  # e.g. {"cpu", "cpuacct"}; {"name=systemd"} for named ones
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Layout:
     mode: str  # "v1" | "hybrid" | "v2"
     hierarchies: tuple[Hierarchy, ...]

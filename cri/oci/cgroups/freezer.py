@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 
 from ..errors import OciError
 from . import fs
 
-Writer = Callable[[str, str], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Writer = Callable[[str, str], None]
 
 FROZEN = "FROZEN"
 THAWED = "THAWED"

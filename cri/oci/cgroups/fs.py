@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import time
 
-log = logging.getLogger(__name__)
+from .. import lazylog
+
+log = lazylog.getLogger(__name__)
 
 
 def write(path: str, value: str) -> None:

@@ -7,17 +7,20 @@ that carries the controller; co-mounted controllers (cpu,cpuacct) share one dire
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
+from .. import lazylog
 from . import freezer, fs
 from .detect import Hierarchy
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
-Writer = Callable[[str, str], None]
+    Writer = Callable[[str, str], None]
+
+log = lazylog.getLogger(__name__)
 
 
 def _dev(rule: Mapping[str, Any]) -> str:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
 
+from .. import lazylog
 from . import freezer, fs
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
-Writer = Callable[[str, str], None]
+    Writer = Callable[[str, str], None]
+
+log = lazylog.getLogger(__name__)
 
 
 def shares_to_weight(shares: int) -> int:

@@ -11,8 +11,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from cri.oci.statefile import Record, proc_stat, save
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parents[3]
 LAUNCHER = REPO / "cri" / "oci" / "cri-oci"
@@ -59,11 +65,12 @@ def loaded_modules(*args: str) -> set[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         check=False,
+        timeout=30,
     )
     os.close(w)
     with os.fdopen(r, "rb") as f:
         names = set(f.read().decode().split())
-    assert names, proc.stderr.decode()
+    assert names and proc.returncode == 0, proc.stderr.decode()
     return names
 
 
@@ -71,6 +78,61 @@ def loaded_modules(*args: str) -> set[str]:
 def test_commands_import_nothing_heavy(args: tuple[str, ...]) -> None:
     heavy = sorted(set(HEAVY) & loaded_modules(*args))
     assert heavy == [], f"cri-oci {' '.join(args)} imports {heavy}"
+
+
+@pytest.fixture
+def fake_container(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """A created container "c1" whose init is a child that opens exec.fifo, writes its byte and
+    closes it (what the real init does up to its execve), then sleeps; an empty v1 cgroup."""
+    root = tmp_path / "root"
+    cdir = root / "c1"
+    cdir.mkdir(parents=True)
+    fifo = cdir / "exec.fifo"
+    os.mkfifo(fifo)
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    init = subprocess.Popen(
+        ["sh", "-c", f"printf 0 > {fifo}; exec sleep 60"], stdin=subprocess.DEVNULL
+    )
+    st = proc_stat(init.pid)
+    assert st is not None
+    record = Record(
+        id="c1",
+        pid=init.pid,
+        pid_start=st[1],
+        bundle=str(tmp_path),
+        rootfs=str(tmp_path / "rootfs"),
+        created="2024-01-01T00:00:00Z",
+        cgroup_version=1,
+        cgroup_paths={"freezer": str(cgroup), "pids": str(cgroup)},
+    )
+    save(root, record)
+    try:
+        yield root, init
+    finally:
+        init.kill()
+        init.wait()
+
+
+def test_lifecycle_commands_import_nothing_heavy(
+    fake_container: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    root, init = fake_container
+    for args in (
+        ("state", "c1"),
+        ("start", "c1"),
+        ("state", "c1"),
+        ("kill", "c1", "SIGCONT"),
+        ("kill", "--all", "c1", "CONT"),
+        ("delete", "--force", "c1"),
+    ):
+        heavy = sorted(set(HEAVY) & loaded_modules("--root", str(root), *args))
+        assert heavy == [], f"cri-oci {' '.join(args)} imports {heavy}"
+        if args[0] == "kill":
+            for leftover in (root.parent / "cgroup").iterdir():
+                leftover.unlink()  # freezer.state, by kill --all: delete then removes the cgroup
+    assert init.wait(timeout=10) == -9  # delete --force killed it
+    assert not (root / "c1").exists()
 
 
 def test_launcher_imports_the_checkout() -> None:

@@ -1,0 +1,169 @@
+"""A container's record on disk (`<root>/<id>/state.json`) and the status derived from it.
+
+    (create)            start opens exec.fifo           init exits / killed
+    ------> created --------------------------------> running --------------> stopped
+             |   ^                                      |   ^
+       pause |   | resume                         pause |   | resume
+             v   |                                      v   |
+             paused (freezer FROZEN; the init alive)    paused
+               \\________________ init dies (killed, thawed) ________________> stopped
+
+state.json holds what create learned (pid, its start time, cgroup and namespace paths, the hooks
+start and delete run) and is written by create; `update` rewrites it with the new `resources`
+(atomically, by rename). Status is never stored: it is derived each time from
+- the init being alive with the same pid *and* start time (field 22 of /proc/PID/stat), so a reused
+  pid is not mistaken for ours, and not a zombie;
+- the cgroup's freezer state (paused while FROZEN);
+- `exec.fifo` still existing (created) or not (running; start removes it).
+
+This is the part of `state` that start, kill, delete and the CLI's `state` need, kept to os and
+the package's own light modules (records, jsonio): those commands cost little more than the
+interpreter's start-up. The public view (`State`, the `Status` enum) is state.py's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .errors import ContainerNotFound, OciError
+from .jsonio import dumps, loads
+from .records import asdict, field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    StrPath = str | os.PathLike[str]
+
+OCI_VERSION = "1.0.2"
+
+# Status names (state.Status's values)
+CREATING = "creating"
+CREATED = "created"
+RUNNING = "running"
+STOPPED = "stopped"
+PAUSED = "paused"
+
+#: container ids: [A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}, as runc
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_.+-")
+
+
+@record
+class Record:
+    """state.json: written by create; `resources` rewritten by update."""
+
+    id: str
+    pid: int
+    pid_start: int
+    bundle: str
+    rootfs: str
+    created: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup_version: int = 1
+    cgroup_paths: dict[str, str] = field(default_factory=dict)
+    namespace_paths: dict[str, str] = field(default_factory=dict)
+    oci_version: str = OCI_VERSION
+    #: linux.resources as last applied (create, then each update)
+    resources: dict[str, Any] = field(default_factory=dict)
+    #: the spec's raw `hooks` object: start runs poststart, delete poststop, from here
+    hooks: dict[str, Any] = field(default_factory=dict)
+    #: without a mount namespace of its own: the id of the rootfs bind the init made in ours,
+    #: which delete detaches (0: the container has its own mount namespace)
+    rootfs_mount_id: int = 0
+
+
+def validate_id(container_id: str) -> None:
+    if (
+        not 0 < len(container_id) <= 1024
+        or container_id[0] not in _ID_FIRST
+        or not _ID_CHARS.issuperset(container_id)
+        or container_id in (".", "..")
+    ):
+        raise OciError(f"invalid container id {container_id!r}")
+
+
+def container_dir(root: StrPath, container_id: str) -> str:
+    validate_id(container_id)
+    return os.path.join(os.fspath(root), container_id)
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def save(root: StrPath, record: Record) -> None:
+    path = os.path.join(container_dir(root, record.id), "state.json")
+    tmp = os.path.join(container_dir(root, record.id), "state.tmp")
+    with open(tmp, "w") as f:
+        f.write(dumps(asdict(record)))
+    os.replace(tmp, path)
+
+
+def load(root: StrPath, container_id: str) -> Record:
+    path = os.path.join(container_dir(root, container_id), "state.json")
+    try:
+        with open(path) as f:
+            raw = loads(f.read())
+    except FileNotFoundError:
+        raise ContainerNotFound(f"container {container_id!r} does not exist") from None
+    except ValueError as e:
+        raise OciError(f"corrupt state for {container_id!r}: {e}") from None
+    return Record(**raw)
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of pid, or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may hold spaces and parens: split after the last ')'.
+    rest = data[data.rindex(b")") + 2 :].split()
+    return rest[0].decode(), int(rest[19])
+
+
+def init_alive(record: Record) -> bool:
+    st = proc_stat(record.pid)
+    return st is not None and st[1] == record.pid_start and st[0] not in ("Z", "X")
+
+
+def is_frozen(record: Record) -> bool:
+    from .cgroups import from_paths
+    from .cgroups.freezer import FROZEN
+
+    try:
+        return from_paths(record.cgroup_version, record.cgroup_paths).freezer_state() == FROZEN
+    except OSError:
+        return False
+
+
+def status_name(root: StrPath, record: Record) -> str:
+    """CREATED, RUNNING, PAUSED or STOPPED."""
+    if not init_alive(record):
+        return STOPPED
+    if is_frozen(record):
+        return PAUSED
+    if os.path.exists(os.path.join(container_dir(root, record.id), "exec.fifo")):
+        return CREATED
+    return RUNNING
+
+
+def state_json(root: StrPath, container_id: str) -> dict[str, Any]:
+    """What `runc state` prints (state.State.to_json() without building the State)."""
+    record = load(root, container_id)
+    status = status_name(root, record)
+    return {
+        "ociVersion": record.oci_version,
+        "id": record.id,
+        "pid": record.pid if status != STOPPED else 0,
+        "status": status,
+        "bundle": record.bundle,
+        "rootfs": record.rootfs,
+        "created": record.created,
+        "owner": "",
+        "annotations": dict(record.annotations),
+    }
