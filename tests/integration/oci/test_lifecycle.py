@@ -344,3 +344,42 @@ def test_cli_errors_go_to_json_log(tmp_path: Path) -> None:
     assert p.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error" and "does not exist" in entry["msg"]
+
+
+def test_cli_warnings_in_the_init_after_pivot_root(
+    make_bundle: Callable[..., Path], cid: str, tmp_path: Path
+) -> None:
+    """What the init only logs after pivot_root (a capability this host's root lacks, an
+    oom_score_adj it may not lower) must not fail `create`: the logging module cannot be
+    imported from the container's filesystem then, so it must already be loaded. Through the CLI,
+    whose start-up leaves logging out."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        set_cgroups_path(spec, cid)
+        caps = spec["process"]["capabilities"]
+        for kind in ("bounding", "effective", "permitted"):
+            caps[kind] = [*caps[kind], "CAP_SYS_RESOURCE", "CAP_MAC_OVERRIDE"]
+        spec["process"]["oomScoreAdj"] = -999
+
+    bundle = make_bundle(["sh", "-c", "echo started"], edit)
+    out = tmp_path / "create.out"
+    try:
+        with open(out, "w") as f:
+            p = subprocess.run(
+                [sys.executable, "-m", "cri.oci", "--root", str(STATE_ROOT), "create"]
+                + ["--bundle", str(bundle), cid],
+                stdout=f,
+                stderr=f,
+                stdin=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONPATH=str(REPO)),
+                timeout=60,
+            )
+        assert p.returncode == 0, out.read_text()
+        _cli("start", cid)
+        for _ in range(200):
+            if json.loads(_cli("state", cid).stdout)["status"] == "stopped":
+                break
+            time.sleep(0.05)
+        assert "started" in out.read_text()
+    finally:
+        _cli("delete", "--force", cid, check=False)
