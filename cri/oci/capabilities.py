@@ -7,9 +7,7 @@ ambient set is raised last (it requires the capability in permitted and inherita
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
-
+from . import lazylog
 from .errors import InvalidSpec
 from .spec import Capabilities
 from .syscalls import (
@@ -21,7 +19,11 @@ from .syscalls import (
     Syscalls,
 )
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+log = lazylog.getLogger(__name__)
 
 NAMES = (
     "CAP_CHOWN",

@@ -163,11 +163,14 @@ def run(argv: Sequence[str]) -> int:
     command, rest = g.positional[0], g.positional[1:]
     if "debug" in g.flags:
         _setup_logging(log_path, log_format, True)
-    elif log_path:
-        # warnings and errors only: configured when the first one is logged (see lazylog.py)
-        from .lazylog import configure_on_first_use
+    else:
+        # warnings and errors only, written by lazylog as this handler would, without logging
+        from .lazylog import JSON, TEXT, emit_to
 
-        configure_on_first_use(lambda: _setup_logging(log_path, log_format, False))
+        fd = -1
+        if log_path:
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        emit_to(fd, JSON if log_format == "json" else TEXT)
     try:
         return _dispatch(command, rest, root)
     except UsageError:
@@ -192,8 +195,6 @@ def _dispatch(command: str, rest: list[str], root: str) -> int:
         print(dumps(state_json(root, _one_id(a, command)), indent=2))
         return 0
     if command == "create":
-        from pathlib import Path
-
         from .create import create
 
         a = parse(
@@ -204,19 +205,19 @@ def _dispatch(command: str, rest: list[str], root: str) -> int:
         cid = _one_id(a, command)
         from .fds import cli_fds, listen_fds
 
-        bundle = Path(a.values.get("bundle") or a.values.get("b") or ".")
+        bundle = a.values.get("bundle") or a.values.get("b") or "."
         pid_file = a.values.get("pid-file")
         console = a.values.get("console-socket")
         preserve = cli_fds(os.environ, os.getpid(), _count(a, "preserve-fds"), activation=True)
         create(
-            Path(root),
+            root,
             cid,
             bundle,
             stdin=0,
             stdout=1,
             stderr=2,
-            pid_file=Path(pid_file) if pid_file else None,
-            console_socket=Path(console) if console else None,
+            pid_file=pid_file or None,
+            console_socket=console or None,
             preserve_fds=preserve,
             listen_fds=listen_fds(os.environ, os.getpid()),
         )

@@ -16,15 +16,23 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import socket
 import struct
-from dataclasses import dataclass
-from pathlib import Path
 
 from . import syscalls as sc
 from .errors import OciError
+from .records import record
 from .spec import ConsoleSize
 from .syscalls import Syscalls
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+
+    from .statefile import StrPath
+
+# NOTE: `socket` (enum, selectors: 5 ms) is imported by the functions that use it. The init's
+# send_master runs after pivot_root, where the host's standard library is out of reach: it finds
+# the module already loaded because connect() ran in the creator before the fork.
 
 # ioctls (asm-generic/ioctls.h, the same on x86_64 and aarch64)
 TIOCSCTTY = 0x540E
@@ -41,7 +49,7 @@ NO_SOCKET = "cannot allocate tty if runc will detach without setting console soc
 NO_TTY = "cannot use console socket if runc will not detach or allocate tty"
 
 
-def check_request(terminal: bool, console_socket: Path | None) -> None:
+def check_request(terminal: bool, console_socket: StrPath | None) -> None:
     """runc's rules for a detached process (create, exec --detach, and exec through the shim)."""
     if terminal and console_socket is None:
         raise OciError(NO_SOCKET)
@@ -49,8 +57,10 @@ def check_request(terminal: bool, console_socket: Path | None) -> None:
         raise OciError(NO_TTY)
 
 
-def connect(path: Path) -> int:
+def connect(path: StrPath) -> int:
     """Connect to the console socket (in the caller, before fork); an O_CLOEXEC fd."""
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(os.fspath(path))
@@ -60,7 +70,7 @@ def connect(path: Path) -> int:
     return sock.detach()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Pty:
     master: int
     slave: int
@@ -114,6 +124,8 @@ def mount_console(sys: Syscalls, slave_path: str, dev: str = "/dev") -> None:
 
 def send_master(sock_fd: int, master: int) -> None:
     """One message, payload MASTER_NAME, the master fd as SCM_RIGHTS; closes sock_fd."""
+    import socket  # loaded by connect() before the fork (see above)
+
     sock = socket.socket(fileno=sock_fd)
     try:
         socket.send_fds(sock, [MASTER_NAME.encode()], [master])
@@ -123,6 +135,8 @@ def send_master(sock_fd: int, master: int) -> None:
 
 def receive_master(sock: socket.socket) -> tuple[int, str]:
     """The receiving side (tests, and the shim when it owns the socket): (master fd, payload)."""
+    import socket
+
     msg, fds, _, _ = socket.recv_fds(sock, 4096, 1)
     if not fds:
         raise OciError("console socket: no file descriptor in the message")

@@ -19,25 +19,37 @@ Process contract (for the shim and the CLI):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import logging
 import os
-import shutil
-import signal
-import socket
-from collections.abc import Sequence
-from pathlib import Path
 
-from . import cgroups, fds, hooks, namespaces, sync, userns
+from . import cgroups, fds, hooks, lazylog, namespaces, sync, userns
 from .console import check_request
 from .devices import DEFAULT_ALLOW_RULES
 from .errors import ContainerExists, InitFailed
 from .init import InitContext, run
+from .records import replace
+from .signals import SIGKILL
 from .spec import Spec, load_spec
-from .state import OCI_VERSION, Record, container_dir, now_rfc3339, proc_stat, save
+from .statefile import (
+    OCI_VERSION,
+    Record,
+    container_dir,
+    now_rfc3339,
+    proc_stat,
+    remove_dir,
+    save,
+)
 from .syscalls import PR_SET_CHILD_SUBREAPER, RealSyscalls, Syscalls
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket as _socket
+    from collections.abc import Sequence
+
+    from .statefile import StrPath
+else:
+    import _socket  # socketpair without socket.py's enums and selectors (5 ms)
+
+log = lazylog.getLogger(__name__)
 
 #: how long the init may take to mount and get ready (a slow overlay or a loaded host)
 READY_TIMEOUT = 60.0
@@ -77,7 +89,7 @@ def _shared_rootfs_mount(spec: Spec) -> int:
 
 def _reap(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
@@ -95,15 +107,15 @@ def _open_stdio(
 
 
 def create(
-    root: Path,
+    root: StrPath,
     container_id: str,
-    bundle: Path,
+    bundle: StrPath,
     *,
     stdin: int | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
-    pid_file: Path | None = None,
-    console_socket: Path | None = None,
+    pid_file: StrPath | None = None,
+    console_socket: StrPath | None = None,
     preserve_fds: Sequence[int] = (),
     listen_fds: int = 0,
     sys: Syscalls | None = None,
@@ -116,23 +128,23 @@ def create(
     """
     sys = sys or RealSyscalls()
     cdir = container_dir(root, container_id)
-    bundle = Path(os.path.abspath(bundle))
-    spec = load_spec(bundle)
+    bundle_dir = os.path.abspath(bundle)
+    spec = load_spec(bundle_dir)
     check_request(spec.process.terminal, console_socket)
     fds.check(preserve_fds)
     if listen_fds:
         proc = spec.process
         env = proc.env + fds.activation_env(min(listen_fds, len(preserve_fds)))
-        spec = dataclasses.replace(spec, process=dataclasses.replace(proc, env=env))
-    root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        spec = replace(spec, process=replace(proc, env=env))
+    os.makedirs(root, mode=0o711, exist_ok=True)
     try:
-        cdir.mkdir(mode=0o711)
+        os.mkdir(cdir, 0o711)
     except FileExistsError:
         raise ContainerExists(f"container {container_id!r} already exists") from None
 
     with contextlib.ExitStack() as undo:
-        undo.callback(shutil.rmtree, cdir, ignore_errors=True)
-        fifo = cdir / "exec.fifo"
+        undo.callback(remove_dir, cdir)
+        fifo = os.path.join(cdir, "exec.fifo")
         os.mkfifo(fifo, 0o622)
         # chmod, not the mkfifo mode: our umask would strip the write bits a non-root init needs.
         os.chmod(fifo, 0o622)
@@ -153,7 +165,7 @@ def create(
         join_fds = namespaces.open_paths(spec.namespaces)
         for _, fd in join_fds:
             undo.callback(os.close, fd)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         read_fd, write_fd = ours.detach(), theirs.detach()
         undo.callback(os.close, read_fd)
 
@@ -210,11 +222,11 @@ def create(
                 container_id=container_id,
                 status="creating",
                 pid=init[0],
-                bundle=str(bundle),
+                bundle=bundle_dir,
                 annotations=spec.annotations,
             )
             # runc runs them from the bundle (runc create chdirs there)
-            hooks.run_hooks(spec.hooks, hooks.RUNTIME_CREATE, state, cwd=str(bundle))
+            hooks.run_hooks(spec.hooks, hooks.RUNTIME_CREATE, state, cwd=bundle_dir)
             sync.send(read_fd, {"type": "resume"})
         pid = init[0]
         if adopt:
@@ -227,8 +239,8 @@ def create(
             id=container_id,
             pid=pid,
             pid_start=pid_start[1],
-            bundle=str(bundle),
-            rootfs=str(spec.root),
+            bundle=bundle_dir,
+            rootfs=spec.root,
             created=now_rfc3339(),
             annotations=dict(spec.annotations),
             cgroup_version=cgroup.version,
@@ -240,8 +252,9 @@ def create(
         )
         save(root, record)
         if pid_file is not None:
-            tmp = pid_file.with_name(pid_file.name + ".tmp")
-            tmp.write_text(str(pid))
+            tmp = os.fspath(pid_file) + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(str(pid))
             os.replace(tmp, pid_file)
         # Success: keep the state dir, cgroup and init; close only our temporary fds.
         undo.pop_all()

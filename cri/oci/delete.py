@@ -20,6 +20,7 @@ from .statefile import (
     container_dir,
     init_alive,
     load,
+    remove_dir,
     status_name,
 )
 
@@ -62,27 +63,6 @@ def _poststop(record: Record) -> None:
         log.warning("poststop hooks of %s: %s", record.id, e)
 
 
-def _remove_dir(path: str) -> None:
-    """shutil.rmtree(path, ignore_errors=True), without shutil's imports (fnmatch, re...: 4 ms)
-    for a directory of a few files."""
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for name in names:
-        entry = os.path.join(path, name)
-        try:
-            os.unlink(entry)  # a symlink to a directory is unlinked, never followed
-        except IsADirectoryError:
-            _remove_dir(entry)
-        except OSError:
-            pass
-    try:  # noqa: SIM105 - contextlib costs 3 ms to import
-        os.rmdir(path)
-    except OSError:
-        pass
-
-
 def delete(
     root: StrPath, container_id: str, *, force: bool = False, sys: Syscalls | None = None
 ) -> None:
@@ -115,6 +95,6 @@ def delete(
         detach_shared_rootfs(
             sys or RealSyscalls(), os.path.realpath(record.rootfs), record.rootfs_mount_id
         )
-    _remove_dir(container_dir(root, container_id))
+    remove_dir(container_dir(root, container_id))
     log.info("deleted container %s", container_id, extra={"container_id": container_id})
     _poststop(record)

@@ -7,17 +7,20 @@ host node is bind-mounted instead, as runc does.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
-from collections.abc import Iterable
 
+from . import lazylog
 from . import syscalls as sc
 from .paths import make_dirs, secure_join
 from .spec import Device
 from .syscalls import Syscalls
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+log = lazylog.getLogger(__name__)
 
 #: in runc's order (its AllowedDevices), visible in the mount table where they are bind mounts
 DEFAULT_DEVICES = (

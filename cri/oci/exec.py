@@ -18,13 +18,12 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import cgroups, fds, namespaces, process, sync
 from .errors import InvalidState
 from .init import (
     PreparedProcess,
-    Step,
     install_seccomp,
     new_session,
     prepare_seccomp,
@@ -35,6 +34,9 @@ from .init import (
 from .spec import parse_process
 from .state import Status, load, status_of
 from .syscalls import PR_SET_PDEATHSIG, RealSyscalls, Syscalls
+
+if TYPE_CHECKING:
+    from .init import Step
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,12 @@ passes the next M fds (3+N..3+N+M-1) as they are. The library takes the caller's
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
 
 from .errors import OciError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 
 def listen_fds(environ: Mapping[str, str], pid: int) -> int:

@@ -27,17 +27,20 @@ fork() without exec is forbidden there.
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import os
-import signal
-from collections.abc import Iterable, Mapping
-from typing import Any
 
+from . import lazylog
 from .errors import OciError
+from .jsonio import dumps
+from .signals import SIGKILL
 from .spec import Hook
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+log = lazylog.getLogger(__name__)
 
 #: what the creator runs while the init waits, in this order (runc's)
 RUNTIME_CREATE = ("prestart", "createRuntime")
@@ -117,10 +120,10 @@ def run_hook(
         raise HookFailed(f"{where}: {e.strerror or e}") from None
     with proc:
         try:
-            out, err = proc.communicate(json.dumps(state).encode(), timeout=hook.timeout)
+            out, err = proc.communicate(dumps(state).encode(), timeout=hook.timeout)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.communicate(timeout=1)  # what a daemon outside the group holds, we drop
             raise HookFailed(

@@ -13,18 +13,21 @@ Rules (runc's, kept so containers behave the same under both):
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from . import lazylog
 from . import syscalls as sc
 from .errors import InvalidSpec
 from .paths import make_dirs, secure_join
+from .records import record
 from .spec import Mount
 from .syscalls import Syscalls
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+log = lazylog.getLogger(__name__)
 
 # option -> (set flags, clear flags)
 _FLAGS: dict[str, tuple[int, int]] = {
@@ -73,7 +76,7 @@ _IGNORED = {"tmpcopyup", "defaults"}
 _UNSUPPORTED = {"idmap", "ridmap", "rro", "rrw", "rnosuid", "rnodev", "rnoexec"}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Options:
     flags: int
     propagation: tuple[int, ...]
@@ -119,7 +122,7 @@ def statvfs_flags(path: str) -> int:
     return flags
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MountContext:
     """What mounting needs beyond the spec entry."""
 

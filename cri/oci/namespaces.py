@@ -14,16 +14,19 @@ fork of its own; `for_children` then leaves a new pid namespace alone.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
+from . import lazylog
 from . import syscalls as sc
 from .spec import Namespace
 from .syscalls import Syscalls
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any
+
+log = lazylog.getLogger(__name__)
 
 #: spec type -> (clone flag, /proc/PID/ns name)
 TYPES: dict[str, tuple[int, str]] = {

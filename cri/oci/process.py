@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
-from collections.abc import Sequence
 
 from .errors import InvalidSpec
 from .spec import Process
 from .users import home_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Sequence
+else:
+    import _signal  # what `signal` re-exports, without its enums (4 ms)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -62,16 +67,16 @@ def chdir(cwd: str) -> None:
 def reset_signals() -> None:
     """Undo what Python did to dispositions and the mask; ignored signals survive exec."""
     for sig in (
-        signal.SIGPIPE,
-        signal.SIGXFSZ,
-        signal.SIGINT,
-        signal.SIGTERM,
-        signal.SIGCHLD,
-        signal.SIGHUP,
-        signal.SIGQUIT,
+        _signal.SIGPIPE,
+        _signal.SIGXFSZ,
+        _signal.SIGINT,
+        _signal.SIGTERM,
+        _signal.SIGCHLD,
+        _signal.SIGHUP,
+        _signal.SIGQUIT,
     ):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, set())
 
 
 def install_stdio(stdio: Sequence[int], extra: Sequence[int] = ()) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import resource
-from collections.abc import Iterable
 
+from . import lazylog
 from .spec import Rlimit
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+log = lazylog.getLogger(__name__)
 
 RLIMITS = {
     "RLIMIT_CPU": 0,

@@ -20,11 +20,14 @@ pivot_root.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from . import syscalls as sc
 from .mounts import statvfs_flags
 from .syscalls import Syscalls
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _PROPAGATION = {
     "private": sc.MS_PRIVATE,

@@ -7,21 +7,26 @@ this view does not model (seccomp is parsed by its own module).
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import os
+from _collections_abc import Mapping  # collections.abc's home: collections itself costs 2 ms
 
+from . import lazylog
 from .errors import InvalidSpec
+from .jsonio import loads
+from .records import field, record
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .statefile import StrPath
+
+log = lazylog.getLogger(__name__)
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mount:
     destination: str
     type: str
@@ -29,13 +34,13 @@ class Mount:
     options: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Namespace:
     type: str
     path: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IDMapping:
     """One line of /proc/PID/uid_map or gid_map: ids container_id.. are host_id.. outside."""
 
@@ -44,14 +49,14 @@ class IDMapping:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rlimit:
     type: str
     soft: int
     hard: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class User:
     uid: int
     gid: int
@@ -59,7 +64,7 @@ class User:
     umask: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Capabilities:
     bounding: tuple[str, ...]
     effective: tuple[str, ...]
@@ -68,13 +73,13 @@ class Capabilities:
     ambient: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConsoleSize:
     height: int
     width: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IOPriority:
     """process.ioPriority (runtime-spec 1.1): an ioprio_set(2) class and level."""
 
@@ -82,7 +87,7 @@ class IOPriority:
     priority: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Scheduler:
     """process.scheduler (runtime-spec 1.1): the sched_setattr(2) arguments."""
 
@@ -95,7 +100,7 @@ class Scheduler:
     period: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Process:
     args: tuple[str, ...]
     env: tuple[str, ...]
@@ -122,7 +127,7 @@ HOOK_KINDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Hook:
     path: str
     args: tuple[str, ...]
@@ -131,7 +136,7 @@ class Hook:
     timeout: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Device:
     path: str
     type: str
@@ -142,12 +147,13 @@ class Device:
     gid: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Spec:
     raw: Mapping[str, Any]
-    bundle: Path
+    #: absolute or as given; root is the bundle's root.path joined to it
+    bundle: str
     oci_version: str
-    root: Path
+    root: str
     root_readonly: bool
     process: Process
     hostname: str | None
@@ -313,7 +319,8 @@ def _refuse_security_labels(proc: Mapping[str, Any]) -> None:
     ):
         if proc.get(key):
             try:
-                enabled = Path(flag).read_text().strip() in ("Y", "0", "1")
+                with open(flag) as f:
+                    enabled = f.read().strip() in ("Y", "0", "1")
             except OSError:
                 enabled = False
             if not enabled:
@@ -466,7 +473,13 @@ def _check_user_namespace(
             raise InvalidSpec(f"linux.{what} must map the container's root (0)")
 
 
-def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
+def _clean(path: str) -> str:
+    """The path as pathlib prints it: no empty or "." components, no trailing slash."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    return ("/" if path.startswith("/") else "") + "/".join(parts) or "."
+
+
+def parse_spec(raw: Mapping[str, Any], bundle: StrPath) -> Spec:
     """Validate a parsed config.json; `bundle` anchors a relative root.path."""
     if not isinstance(raw, Mapping):
         raise InvalidSpec("config.json must hold a JSON object")
@@ -477,9 +490,10 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
     root_path = root_raw.get("path")
     if not isinstance(root_path, str) or not root_path:
         raise InvalidSpec("root.path is required")
-    root = Path(root_path) if root_path.startswith("/") else bundle / root_path
-    if not root.is_dir():
-        raise InvalidSpec(f"root.path {str(root)!r} does not exist or is not a directory")
+    bundle_dir = os.fspath(bundle)
+    root = _clean(os.path.join(bundle_dir, root_path))
+    if not os.path.isdir(root):
+        raise InvalidSpec(f"root.path {root!r} does not exist or is not a directory")
     process = parse_process(raw.get("process"))
 
     mounts = []
@@ -500,7 +514,7 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
         from .mounts import parse_options
 
         parsed = parse_options(options, where=f"mounts[{i}] ({dest})")
-        if parsed.is_bind and not Path(source).exists():
+        if parsed.is_bind and not os.path.exists(source):
             raise InvalidSpec(f"mounts[{i}] ({dest}): bind source {source!r} does not exist")
         mounts.append(Mount(dest, mtype, source, options))
 
@@ -519,7 +533,7 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
             raise InvalidSpec(f"linux.namespaces: {ns_type} given twice")
         seen.add(ns_type)
         path = ns.get("path") or None
-        if path is not None and (not isinstance(path, str) or not Path(path).exists()):
+        if path is not None and (not isinstance(path, str) or not os.path.exists(path)):
             raise InvalidSpec(f"linux.namespaces[{i}] ({ns_type}): path {path!r} does not exist")
         namespaces.append(Namespace(ns_type, path))
     uid_mappings = _id_mappings(linux.get("uidMappings"), "linux.uidMappings")
@@ -588,7 +602,7 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
 
     return Spec(
         raw=raw,
-        bundle=bundle,
+        bundle=bundle_dir,
         oci_version=oci_version,
         root=root,
         root_readonly=bool(root_raw.get("readonly", False)),
@@ -613,11 +627,12 @@ def parse_spec(raw: Mapping[str, Any], bundle: Path) -> Spec:
     )
 
 
-def load_spec(bundle: Path) -> Spec:
+def load_spec(bundle: StrPath) -> Spec:
     """Read and validate `bundle/config.json`."""
-    path = bundle / "config.json"
+    path = os.path.join(bundle, "config.json")
     try:
-        raw = json.loads(path.read_text())
+        with open(path) as f:
+            raw = loads(f.read())
     except FileNotFoundError:
         raise InvalidSpec(f"{path} does not exist") from None
     except (OSError, ValueError) as e:

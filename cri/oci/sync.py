@@ -11,17 +11,20 @@ over a plain pipe).
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import time
-from typing import Any
 
 from .errors import BY_NAME, InitFailed, OciError
+from .jsonio import dumps, loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def send(fd: int, message: dict[str, Any]) -> None:
-    data = (json.dumps(message) + "\n").encode()
+    data = (dumps(message) + "\n").encode()
     while data:
         n = os.write(fd, data)
         data = data[n:]
@@ -55,7 +58,7 @@ def receive(fd: int, timeout: float | None) -> dict[str, Any] | None:
         buf += chunk
     # NOTE: each side sends one message and stops, so no partial second message can be lost here.
     line = buf.split(b"\n", 1)[0]
-    message: dict[str, Any] = json.loads(line)
+    message: dict[str, Any] = loads(line.decode())
     return message
 
 

@@ -8,11 +8,15 @@ object. `RealSyscalls` calls libc through ctypes (Python 3.11 has no os.unshare/
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
 
+from .records import field, mutable_record, record
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ctypes
+    from typing import Any, Protocol
+else:
+    Protocol = object  # typing costs 10 ms to import: the Protocol is for the type checker
 
 # mount(2) flags (linux/mount.h)
 MS_RDONLY = 0x1
@@ -79,14 +83,14 @@ _NR = {
 _MACHINE = os.uname().machine
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CapSets:
     effective: int
     permitted: int
     inheritable: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SchedAttr:
     """struct sched_attr (SCHED_ATTR_SIZE_VER0, 48 bytes: no utilization clamps)."""
 
@@ -330,7 +334,7 @@ class RealSyscalls:
         return _check(_lib().personality(ctypes.c_ulong(persona)), "personality", hex(persona))
 
 
-@dataclass(slots=True)
+@mutable_record
 class RecordingSyscalls:
     """A fake that records every call as (name, args...) and succeeds, unless told to fail.
 

@@ -27,16 +27,17 @@ process.user.additionalGids still work.
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from . import namespaces, sync
 from .errors import InitFailed
+from .signals import SIGKILL
 from .spec import IDMapping, Spec
 from .syscalls import CLONE_NEWPID, CLONE_NEWUSER, PR_SET_PDEATHSIG, Syscalls
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .init import InitContext, Step
 
 
@@ -70,7 +71,7 @@ def _new_user_namespace(sys: Syscalls, sync_fd: int) -> None:
 
 
 def _parent_death_signal(sys: Syscalls) -> None:
-    sys.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    sys.prctl(PR_SET_PDEATHSIG, SIGKILL)
 
 
 def _become_root(sys: Syscalls) -> None:

@@ -7,15 +7,15 @@ code, so those names are accepted and left out, as the kernel would never report
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .. import lazylog
 from ..errors import InvalidSpec, Unsupported
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
 
 #: every architecture name the runtime spec (and libseccomp) knows
 OCI_ARCHES = frozenset(

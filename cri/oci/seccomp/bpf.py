@@ -34,16 +34,16 @@ instructions into a short jump over a `ja` (32-bit offset), so no profile size c
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .. import lazylog
 from ..errors import InvalidSpec, Unsupported
 from .arch import Arch, native_name, sections
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
 
 # linux/seccomp.h
 SECCOMP_RET_KILL_PROCESS = 0x80000000

@@ -12,13 +12,13 @@ it at the last moment.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 
+from .. import lazylog
 from .bpf import Program
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
 
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2

@@ -33,7 +33,7 @@ def _spec(**changes: Any) -> dict[str, Any]:
 
 def test_valid_spec_is_typed(bundle: Path) -> None:
     spec = parse_spec(_spec(hostname="h"), bundle)
-    assert spec.root == bundle / "rootfs"
+    assert spec.root == str(bundle / "rootfs")
     assert spec.process.args == ("sh",)
     assert spec.new_namespace("pid") and spec.namespace("network") is None
     assert spec.mounts[0].type == "proc"
@@ -123,8 +123,6 @@ def test_hostname_in_a_joined_uts_namespace(bundle: Path) -> None:
     namespaces = [{"type": "mount"}, {"type": "uts", "path": "/proc/self/ns/uts"}]
     spec = parse_spec(_spec(hostname="h", linux={"namespaces": namespaces}), bundle)
     assert spec.hostname == "h" and not spec.new_namespace("uts")
-
-
 
 
 def test_process_defaults() -> None:
