@@ -195,6 +195,9 @@ def _dispatch(command: str, rest: list[str], root: str) -> int:
         print(dumps(state_json(root, _one_id(a, command)), indent=2))
         return 0
     if command == "create":
+        from .cgroups import warmup
+
+        warmup.start()  # during the imports below (see warmup.py; create() stops it)
         from .create import create
 
         a = parse(

@@ -22,6 +22,7 @@ import contextlib
 import os
 
 from . import cgroups, fds, hooks, lazylog, namespaces, sync, userns
+from .cgroups import warmup
 from .console import check_request
 from .devices import DEFAULT_ALLOW_RULES
 from .errors import ContainerExists, InitFailed
@@ -143,6 +144,9 @@ def create(
         raise ContainerExists(f"container {container_id!r} already exists") from None
 
     with contextlib.ExitStack() as undo:
+        # the init's cgroup migration waits for a grace period: let it pass meanwhile (warmup.py)
+        warmup.start()
+        undo.callback(warmup.stop)
         undo.callback(remove_dir, cdir)
         fifo = os.path.join(cdir, "exec.fifo")
         os.mkfifo(fifo, 0o622)
@@ -187,6 +191,12 @@ def create(
         if adopt:
             sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
             undo.callback(sys.prctl, PR_SET_CHILD_SUBREAPER, 0)
+        # Switching pid namespaces and forking are fine beside the warm-up thread (the child has
+        # none: it only inherits its O_CLOEXEC fd), so its grace period may go on while the init
+        # sets up (it joins the cgroup late: init.py). Time and user namespaces need a
+        # single-threaded caller (setns: EUSERS, EINVAL): then it ends first.
+        if userns.in_use(spec) or spec.namespace("time") is not None:
+            warmup.stop()
         try:
             with namespaces.for_children(sys, spec.namespaces, spec.time_offsets):
                 pid = os.fork()
@@ -194,6 +204,7 @@ def create(
                     _child(ctx, read_fd)
         finally:
             os.close(write_fd)
+            warmup.stop()
         init = [pid]  # the grandchild once the first child has said so
         undo.callback(lambda: _reap(init[0]))
 

@@ -245,11 +245,16 @@ def container_steps(ctx: InitContext) -> list[Step]:
         # (the kernel drops this at a uid change; what can hang, mounts and hooks, comes first).
         ("die with the creator", lambda: _parent_death_signal(sys, SIGKILL)),
     ]
+    # NOTE: the first cgroup migration after a quiet spell waits for an RCU grace period
+    # (cgroups/warmup.py), so the init joins its cgroup after the mounts, while that passes;
+    # first only where it matters: a new cgroup namespace is rooted at the cgroup the init is in
+    # when it unshares, and with a user namespace the join is done before it (early_steps).
+    late_join = not userns.in_use(spec) and not spec.new_namespace("cgroup")
+    join_cgroup: Step = ("join cgroup", lambda: ctx.cgroup.add(0))
     if not userns.in_use(spec):  # else done before the user namespace (userns.early_steps)
-        steps += [
-            ("join cgroup", lambda: ctx.cgroup.add(0)),
-            ("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)),
-        ]
+        if not late_join:
+            steps.append(join_cgroup)
+        steps.append(("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)))
     steps += [
         ("new namespaces", lambda: sys.unshare(flags) if flags else None),
     ]
@@ -266,6 +271,8 @@ def container_steps(ctx: InitContext) -> list[Step]:
         ("mounts", spec_mounts),
         ("devices", make_devices),
     ]
+    if late_join:
+        steps.append(join_cgroup)  # before any hook looks at the init
     if hooks.has_any(spec.hooks, hooks.RUNTIME_CREATE):
         steps.append(("createRuntime hooks", lambda: _runtime_hooks(ctx)))
     if spec.hooks.get("createContainer"):

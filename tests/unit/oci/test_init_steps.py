@@ -59,6 +59,20 @@ def _in_order(wanted: Sequence[str], names: Sequence[str]) -> bool:
     return all(any(n == w for n in it) for w in wanted)
 
 
+def test_the_cgroup_is_joined_after_the_mounts_unless_a_cgroup_namespace_is_new(
+    tmp_path: Path,
+) -> None:
+    """Late, while the grace period of the first migration passes (cgroups/warmup.py); first
+    where a new cgroup namespace is rooted at the cgroup the init is in when it unshares."""
+    names = [n for n, _ in container_steps(_ctx(tmp_path, {}, RecordingSyscalls()))]
+    assert _in_order(["new namespaces", "devices", "join cgroup", "pivot_root"], names), names
+    namespaces = [*BASE["linux"]["namespaces"], {"type": "cgroup"}]
+    ctx = _ctx(tmp_path, {"linux": {"namespaces": namespaces}}, RecordingSyscalls())
+    names = [n for n, _ in container_steps(ctx)]
+    assert _in_order(["join cgroup", "new namespaces", "mounts"], names), names
+    assert names.count("join cgroup") == 1
+
+
 def test_plain_spec_has_none_of_the_optional_steps(tmp_path: Path) -> None:
     names = [n for n, _ in container_steps(_ctx(tmp_path, {}, RecordingSyscalls()))]
     assert names[0] == "setsid"
@@ -90,9 +104,9 @@ def test_optional_steps_in_runc_order(tmp_path: Path) -> None:
     assert _in_order(
         [
             "setsid",
-            "join cgroup",
             "mounts",
             "devices",
+            "join cgroup",  # late: cgroups/warmup.py
             "createRuntime hooks",
             "createContainer hooks",
             "pivot_root",
