@@ -12,4 +12,5 @@ ln -sf /opt/cri/bin/cri /usr/local/bin/cri
 ln -sf /opt/cri/bin/cri-oci /usr/local/bin/cri-oci
 install -D -m 0644 "$here/deploy/cri.service" /etc/systemd/system/cri.service
 install -D -m 0644 "$here/deploy/crictl.yaml" /etc/crictl.yaml
+[ -e /etc/cri/config.toml ] || install -D -m 0644 "$here/deploy/config.toml" /etc/cri/config.toml
 echo "installed: run 'cri' (or 'systemctl enable --now cri' where systemd runs)"
