@@ -1,6 +1,10 @@
 """Benchmark: create + start + wait + delete of a `true` container, through each OCI runtime's
 command line, median over N runs, all runtimes in the same run (so only ratios matter).
 
+Then memory, in a few separate runs (not timed): the peak RSS of each command, by GNU time
+(`/usr/bin/time -f %M`, where installed: a Python parent would lend the child its own peak, as
+fork and exec keep it), and the RSS and PSS of the created init while it waits for `start`.
+
     python -m bench.oci_lifecycle [--runs 50] [--runtime NAME=COMMAND ...]
 
 By default it compares the in-tree executor (`cri-oci`, run with the same interpreter, no site
@@ -44,19 +48,24 @@ def make_bundle(base: Path) -> Path:
     spec["process"]["args"] = ["/bin/true"]
     spec["process"]["terminal"] = False
     spec["root"]["readonly"] = True
-    spec["linux"]["cgroupsPath"] = "/cri-bench"
+    # one cgroup for all the runs of this process: another bench running meanwhile must not
+    # remove it (delete) between a create's mkdir and its init joining it
+    spec["linux"]["cgroupsPath"] = f"/cri-bench-{os.getpid()}"
     (bundle / "config.json").write_text(json.dumps(spec))
     return bundle
 
 
-def one_run(command: list[str], root: Path, bundle: Path, n: int) -> float:
+def one_run(command: list[str], root: Path, bundle: Path, n: int) -> tuple[float, ...]:
+    """Seconds: the whole lifecycle, then create, start and delete."""
     cid = f"bench-{os.getpid()}-{n}"
     pid_file = root / f"{cid}.pid"
     started = time.perf_counter()
     subprocess.run([*command, "--root", str(root), "create", "--bundle", str(bundle),
                     "--pid-file", str(pid_file), cid], check=True,
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    created = time.perf_counter()
     subprocess.run([*command, "--root", str(root), "start", cid], check=True)
+    run = time.perf_counter()
     pid = int(pid_file.read_text())
     # We are the subreaper: the detached init is reparented to us, so we can wait for it.
     try:
@@ -64,10 +73,50 @@ def one_run(command: list[str], root: Path, bundle: Path, n: int) -> float:
     except ChildProcessError:
         while os.path.exists(f"/proc/{pid}"):
             time.sleep(0.0005)
+    stopped = time.perf_counter()
     subprocess.run([*command, "--root", str(root), "delete", cid], check=True)
-    elapsed = time.perf_counter() - started
+    ended = time.perf_counter()
     pid_file.unlink(missing_ok=True)
-    return elapsed
+    return ended - started, created - started, run - created, ended - stopped
+
+
+def _peak_rss_kib(command: list[str]) -> int:
+    """Peak RSS of one run of `command`, by GNU time (into a file: a created init keeps the
+    command's stdio open, so a pipe would not see EOF)."""
+    with tempfile.NamedTemporaryFile("r", prefix="cri-bench-rss-") as out:
+        subprocess.run(["/usr/bin/time", "-o", out.name, "-f", "%M", *command], check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        return int(out.read().strip().splitlines()[-1])
+
+
+def _rss_pss_kib(pid: int) -> tuple[int, int]:
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss"):
+                values[key] = int(rest.split()[0])
+    return values["Rss"], values["Pss"]
+
+
+def memory_run(command: list[str], root: Path, bundle: Path, n: int) -> dict[str, int]:
+    """KiB: peak RSS of create, start and delete; RSS and PSS of the created init."""
+    cid = f"bench-mem-{os.getpid()}-{n}"
+    pid_file = root / f"{cid}.pid"
+    base = [*command, "--root", str(root)]
+    result = {"create": _peak_rss_kib([*base, "create", "--bundle", str(bundle),
+                                       "--pid-file", str(pid_file), cid])}
+    pid = int(pid_file.read_text())
+    result["init_rss"], result["init_pss"] = _rss_pss_kib(pid)
+    result["start"] = _peak_rss_kib([*base, "start", cid])
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        while os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.0005)
+    result["delete"] = _peak_rss_kib([*base, "delete", cid])
+    pid_file.unlink(missing_ok=True)
+    return result
 
 
 def main() -> int:
@@ -88,6 +137,7 @@ def main() -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     results: dict[str, float] = {}
+    memory: dict[str, list[dict[str, int]]] = {}
     with tempfile.TemporaryDirectory(prefix="cri-bench-") as tmp:
         bundle = make_bundle(Path(tmp))
         for name, command in runtimes.items():
@@ -100,14 +150,26 @@ def main() -> int:
                 continue
             # Interleaving would be fairer to noise, but each runtime keeps its own cgroup
             # hierarchy warm this way, as it would on a busy node.
-            times = [one_run(command, root, bundle, i) for i in range(args.runs)]
+            runs = [one_run(command, root, bundle, i) for i in range(args.runs)]
+            times = [r[0] for r in runs]
             results[name] = statistics.median(times) * 1000
+            create, start, delete = (
+                statistics.median(r[i] for r in runs) * 1000 for i in (1, 2, 3)
+            )
             print(f"{name:10s} median {results[name]:7.1f} ms   "
-                  f"min {min(times) * 1000:6.1f}   max {max(times) * 1000:6.1f}", flush=True)
+                  f"min {min(times) * 1000:6.1f}   max {max(times) * 1000:6.1f}   "
+                  f"(create {create:.1f}, start {start:.1f}, delete {delete:.1f})", flush=True)
+            if os.access("/usr/bin/time", os.X_OK):
+                memory[name] = [memory_run(command, root, bundle, i) for i in range(3)]
     if "cri-oci" in results:
         for name, median in results.items():
             if name != "cri-oci":
                 print(f"cri-oci / {name}: {results['cri-oci'] / median:.2f}")
+    for name, runs in memory.items():
+        mib = {key: statistics.median(r[key] for r in runs) / 1024 for key in runs[0]}
+        print(f"{name:10s} peak RSS MiB: create {mib['create']:.1f}, start {mib['start']:.1f}, "
+              f"delete {mib['delete']:.1f}; created init: RSS {mib['init_rss']:.1f}, "
+              f"PSS {mib['init_pss']:.1f}")
     return 0
 
 
