@@ -35,6 +35,13 @@ def _dev(rule: Mapping[str, Any]) -> str:
     return f"{kind} {major_s}:{minor_s} {access}"
 
 
+def _single_threaded() -> bool:
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
 class V1Manager:
     version = 1
 
@@ -208,8 +215,15 @@ class V1Manager:
             freezer.v1_thaw(d, self._write)
 
     def add(self, pid: int) -> None:
+        # NOTE: the executor adds a forked init or exec'd process itself (pid 0), while it is
+        # single-threaded: its one thread then moves through `tasks`, for which the kernel does
+        # not take cgroup_threadgroup_rwsem for writing. Through cgroup.procs, the first move
+        # after a quiet spell waits for an RCU grace period (15 ms on this host, warmup.py).
+        name, value = ("cgroup.procs", str(pid))
+        if pid == 0 and _single_threaded():
+            name, value = ("tasks", "0")
         for d in self._dirs.values():
-            self._write(os.path.join(d, "cgroup.procs"), str(pid))
+            self._write(os.path.join(d, name), value)
 
     def pids(self) -> list[int]:
         for key in ("pids", "memory", "freezer", "cpu"):

@@ -1,15 +1,17 @@
 """Pay the kernel's wait for a cgroup migration ahead of time, while the creator does other work.
 
-NOTE: moving a process into a cgroup (a write to cgroup.procs, v1 and v2 alike) takes the
-kernel's cgroup_threadgroup_rwsem for writing, a per-cpu rwsem: the first writer after a quiet
-spell waits for an RCU grace period (rcu_sync_enter), which writers within a grace period of the
-last one skip. Here that is 15 ms, the largest single cost of a `create` (runc pays it too, while
-its `runc init` starts up). `start()` makes a thread move this process into the cgroup it is
-already in (a no-op migration) at once and then every few milliseconds, so the grace period
-passes during the creator's imports and spec checks and the init's migration after the fork finds
-the rwsem warm; `stop()` ends the thread, before the fork (the creator must then be
-single-threaded again). Where the kernel does not wait (cgroup favordynmods) the writes cost
-microseconds; where they fail (no permission, no cgroupfs) the thread just ends.
+NOTE: moving a process into a cgroup through cgroup.procs takes the kernel's
+cgroup_threadgroup_rwsem for writing, a per-cpu rwsem: the first writer after a quiet spell waits
+for an RCU grace period (rcu_sync_enter), which writers within a grace period of the last one
+skip, and holds cgroup_mutex meanwhile. Here that is 15 ms, the largest single cost of a `create`
+(runc pays it too, while its `runc init` starts up). On v1 the single-threaded init moves through
+`tasks` instead, which does not wait (V1Manager.add); v2 has no such way for a domain cgroup.
+There `start()` makes a thread move this process into the cgroup it is already in (a no-op
+migration) at once and then every few milliseconds, so the grace period passes during the
+creator's imports and spec checks and the init's migration after the fork finds the rwsem warm;
+`stop()` ends the thread (the creator must be single-threaded for some namespace switches).
+Where the kernel does not wait (cgroup favordynmods) the writes cost microseconds; where they fail
+(no permission, no cgroupfs) the thread just ends.
 """
 
 from __future__ import annotations
@@ -61,11 +63,11 @@ def _migrate_in_place(stop: _thread.LockType, done: _thread.LockType) -> None:
         done.release()
 
 
-def start() -> None:
-    """Start the no-op migrations in a thread (once; stop() ends them)."""
+def start(unified: str = "/sys/fs/cgroup") -> None:
+    """Start the no-op migrations in a thread (once; stop() ends them), on cgroup v2 hosts."""
     global _running
-    if _running is not None:
-        return
+    if _running is not None or not os.path.exists(f"{unified}/cgroup.controllers"):
+        return  # v1 and hybrid: the init joins its v1 hierarchies through `tasks`, no wait
     stop, done = _thread.allocate_lock(), _thread.allocate_lock()
     stop.acquire()
     done.acquire()

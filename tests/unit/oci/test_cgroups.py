@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,26 @@ def test_manager_factory_uses_layout(tmp_path: Path) -> None:
 
     assert new_manager("/a", Layout("v2", (), str(tmp_path))).version == 2
     assert new_manager("/a", Layout("hybrid", (), "/u")).version == 1
+
+
+def test_v1_self_join_goes_through_tasks_when_single_threaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """add(0) from a single-threaded process moves its one thread (`tasks`): the kernel then
+    skips the threadgroup rwsem and its grace period; otherwise, and for other pids,
+    cgroup.procs."""
+    from cri.oci.cgroups import v1
+
+    dirs = {"memory": str(tmp_path / "memory"), "cpu,cpuacct": str(tmp_path / "cpu")}
+    for d in dirs.values():
+        os.makedirs(d)
+    m = from_paths(1, dirs)
+    monkeypatch.setattr(v1, "_single_threaded", lambda: True)
+    m.add(0)
+    assert sorted(os.listdir(tmp_path / "cpu")) == ["tasks"]
+    assert (tmp_path / "memory/tasks").read_text() == "0"
+    monkeypatch.setattr(v1, "_single_threaded", lambda: False)
+    m.add(0)
+    assert (tmp_path / "memory/cgroup.procs").read_text() == "0"
+    m.add(42)
+    assert (tmp_path / "cpu/cgroup.procs").read_text() == "42"
