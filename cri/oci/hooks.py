@@ -26,7 +26,6 @@ fork() without exec is forbidden there.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from . import lazylog
@@ -122,6 +121,8 @@ def run_hook(
         try:
             out, err = proc.communicate(dumps(state).encode(), timeout=hook.timeout)
         except subprocess.TimeoutExpired:
+            import contextlib  # here only: 3 ms to import
+
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):

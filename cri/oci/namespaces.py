@@ -13,7 +13,6 @@ fork of its own; `for_children` then leaves a new pid namespace alone.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from . import lazylog
@@ -23,7 +22,7 @@ from .syscalls import Syscalls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
 log = lazylog.getLogger(__name__)
@@ -85,38 +84,58 @@ def _write_time_offsets(offsets: Mapping[str, Any]) -> None:
             f.write("".join(lines))
 
 
-@contextlib.contextmanager
-def for_children(
-    sys: Syscalls, namespaces: Iterable[Namespace], time_offsets: Mapping[str, Any] | None = None
-) -> Iterator[None]:
-    """Point our pid/time_for_children at the container's for the fork, then restore."""
-    restore: list[tuple[int, int]] = []
-    namespaces = list(namespaces)
-    # a new pid namespace must belong to the container's user namespace: the init makes it
-    pid_in_init = any(ns.type == "user" for ns in namespaces)
-    try:
-        for ns in _sorted(namespaces):
-            if ns.type not in CHILD_ONLY or (ns.type == "pid" and ns.path is None and pid_in_init):
-                continue
-            flag, name = TYPES[ns.type]
-            restore.append((os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag))
-            if ns.path is None:
-                sys.unshare(flag)
-                if ns.type == "time" and time_offsets:
-                    _write_time_offsets(time_offsets)
-            else:
-                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    sys.setns(fd, flag)
-                finally:
-                    os.close(fd)
-        yield
-    finally:
+class _ForChildren:
+    """for_children's context manager (a class: contextlib costs 3 ms to import)."""
+
+    def __init__(
+        self, sys: Syscalls, namespaces: list[Namespace], time_offsets: Mapping[str, Any] | None
+    ) -> None:
+        self.sys = sys
+        self.namespaces = namespaces
+        self.time_offsets = time_offsets
+        self.restore: list[tuple[int, int]] = []
+
+    def __enter__(self) -> None:
+        sys, restore = self.sys, self.restore
+        # a new pid namespace must belong to the container's user namespace: the init makes it
+        pid_in_init = any(ns.type == "user" for ns in self.namespaces)
+        try:
+            for ns in _sorted(self.namespaces):
+                if ns.type not in CHILD_ONLY or (
+                    ns.type == "pid" and ns.path is None and pid_in_init
+                ):
+                    continue
+                flag, name = TYPES[ns.type]
+                restore.append((os.open(f"/proc/self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag))
+                if ns.path is None:
+                    sys.unshare(flag)
+                    if ns.type == "time" and self.time_offsets:
+                        _write_time_offsets(self.time_offsets)
+                else:
+                    fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        sys.setns(fd, flag)
+                    finally:
+                        os.close(fd)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        restore, self.restore = self.restore, []
         for fd, flag in reversed(restore):
             try:
-                sys.setns(fd, flag)
+                self.sys.setns(fd, flag)
             finally:
                 os.close(fd)
+
+
+def for_children(
+    sys: Syscalls, namespaces: Iterable[Namespace], time_offsets: Mapping[str, Any] | None = None
+) -> _ForChildren:
+    """Point our pid/time_for_children at the container's for the fork, then restore (a
+    context manager)."""
+    return _ForChildren(sys, list(namespaces), time_offsets)
 
 
 def same_as_ours(pid: int, name: str) -> bool:
