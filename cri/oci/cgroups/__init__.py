@@ -6,22 +6,26 @@ the paths recorded in state.json (`from_paths`, for exec/kill/delete in another 
 
 from __future__ import annotations
 
-from .detect import Layout, detect
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from .detect import Layout
     from .manager import CgroupManager
 
 
 def __getattr__(name: str) -> Any:
-    # NOTE: the Protocol needs typing (10 ms to import and tear down): loaded on first use only.
+    # NOTE: loaded on first use: the Protocol needs typing (10 ms to import and tear down), and
+    # the layout is create's alone (state, start, kill read the freezer through freezer.py).
     if name == "CgroupManager":
         from .manager import CgroupManager
 
         return CgroupManager
+    if name == "Layout":
+        from .detect import Layout
+
+        return Layout
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -40,7 +44,10 @@ def resolve_path(cgroups_path: str | None, container_id: str) -> str:
 
 
 def new_manager(path: str, layout: Layout | None = None) -> CgroupManager:
-    layout = layout or detect()
+    if layout is None:
+        from .detect import detect
+
+        layout = detect()
     if layout.mode == "v2":
         from .v2 import V2Manager
 
@@ -61,4 +68,6 @@ def from_paths(version: int, paths: Mapping[str, str]) -> CgroupManager:
     return V1Manager.from_dirs(paths)
 
 
-__all__ = ["CgroupManager", "Layout", "detect", "from_paths", "new_manager", "resolve_path"]
+# NOTE: `detect` is cgroups.detect.detect: as a package attribute it would be shadowed by the
+# submodule of that name once imported lazily.
+__all__ = ["CgroupManager", "Layout", "from_paths", "new_manager", "resolve_path"]
