@@ -44,14 +44,10 @@ class ExecResult:
 
 def pid_start_time(pid: int) -> int | None:
     """Field 22 of /proc/PID/stat: with the pid, it names one process across pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19])
+    from cri.oci.statefile import proc_stat
+
+    stat = proc_stat(pid)
+    return None if stat is None else stat[1]
 
 
 class TaskRunner:
