@@ -12,9 +12,9 @@ OCI_VERSION_MAX = "1.1.0"
 
 
 def _mount_options() -> list[str]:
-    from .mounts import _FLAGS, _IGNORED, _PROPAGATION
+    from .mounts import _FLAGS, _IGNORED, PROPAGATION
 
-    return sorted({*_FLAGS, *_PROPAGATION, *_IGNORED})
+    return sorted({*_FLAGS, *PROPAGATION, *_IGNORED})
 
 
 def _seccomp() -> dict[str, Any]:

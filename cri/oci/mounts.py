@@ -61,7 +61,7 @@ _FLAGS: dict[str, tuple[int, int]] = {
     "bind": (sc.MS_BIND, 0),
     "rbind": (sc.MS_BIND | sc.MS_REC, 0),
 }
-_PROPAGATION = {
+PROPAGATION = {
     "private": sc.MS_PRIVATE,
     "rprivate": sc.MS_PRIVATE | sc.MS_REC,
     "shared": sc.MS_SHARED,
@@ -99,8 +99,8 @@ def parse_options(options: Iterable[str], *, where: str = "mount") -> Options:
         if opt in _FLAGS:
             set_, clear = _FLAGS[opt]
             flags = (flags | set_) & ~clear
-        elif opt in _PROPAGATION:
-            propagation.append(_PROPAGATION[opt])
+        elif opt in PROPAGATION:
+            propagation.append(PROPAGATION[opt])
         elif opt in _IGNORED:
             continue
         elif opt in _UNSUPPORTED:

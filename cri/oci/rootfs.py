@@ -22,27 +22,17 @@ from __future__ import annotations
 import os
 
 from . import syscalls as sc
-from .mounts import statvfs_flags
+from .mounts import PROPAGATION, statvfs_flags
 from .syscalls import Syscalls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-_PROPAGATION = {
-    "private": sc.MS_PRIVATE,
-    "rprivate": sc.MS_PRIVATE | sc.MS_REC,
-    "shared": sc.MS_SHARED,
-    "rshared": sc.MS_SHARED | sc.MS_REC,
-    "slave": sc.MS_SLAVE,
-    "rslave": sc.MS_SLAVE | sc.MS_REC,
-    "unbindable": sc.MS_UNBINDABLE,
-    "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
-}
 
 
 def set_root_propagation(sys: Syscalls, propagation: str | None) -> None:
-    flag = _PROPAGATION[propagation] if propagation else sc.MS_SLAVE | sc.MS_REC
+    flag = PROPAGATION[propagation] if propagation else sc.MS_SLAVE | sc.MS_REC
     sys.mount(None, "/", None, flag, None)
 
 
@@ -63,7 +53,7 @@ def propagates_after_pivot(propagation: str | None) -> bool:
     "/" then (our copy of the host's root). NOTE: runc 1.1.5 and crun 1.8.1 stop there and leave
     the container's "/" private; we follow the spec.
     """
-    return propagation is not None and not _PROPAGATION[propagation] & sc.MS_PRIVATE
+    return propagation is not None and not PROPAGATION[propagation] & sc.MS_PRIVATE
 
 
 def _parent_mount(path: str, mountinfo: str) -> tuple[str, bool]:
