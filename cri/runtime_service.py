@@ -225,10 +225,9 @@ class RuntimeServicer:
         spec = self._containers.oci_spec(c)
         if spec is not None:
             _fill_resources(status.resources.linux, spec)
-        user = self._containers.process_user(c)
-        if user is not None:
-            status.user.linux.uid, status.user.linux.gid = user[0], user[1]
-            status.user.linux.supplemental_groups.extend(user[2])
+            user = spec["process"]["user"]
+            status.user.linux.uid, status.user.linux.gid = user["uid"], user["gid"]
+            status.user.linux.supplemental_groups.extend(user.get("additionalGids", ()))
         return status
 
 

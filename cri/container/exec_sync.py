@@ -23,7 +23,9 @@ def exec_sync(svc: ContainerService, container_id: str, cmd: Sequence[str],
     if container.status.state != v1.CONTAINER_RUNNING:
         raise FailedPrecondition(f"container {container.id} is not running")
     state_dir = svc.paths.container_state(container.id)
-    spec = json.loads((state_dir / "config.json").read_text())
+    spec = svc.oci_spec(container)
+    if spec is None:
+        raise FailedPrecondition(f"container {container.id} has no OCI spec on disk")
     process = dict(spec["process"])
     process["args"] = list(cmd)
     process["terminal"] = False

@@ -104,14 +104,6 @@ class ContainerService:
             return None
         return spec
 
-    def process_user(self, container: Container) -> tuple[int, int, tuple[int, ...]] | None:
-        """The uid, gid and groups the container runs as, from its OCI spec."""
-        spec = self.oci_spec(container)
-        if spec is None:
-            return None
-        user = spec["process"]["user"]
-        return user["uid"], user["gid"], tuple(user.get("additionalGids", ()))
-
     # What the sandbox domain asks of us (cri.sandbox.PodContainers).
     def stop_all(self, sandbox_id: str) -> None:
         for container in self.store.list(sandbox_id):

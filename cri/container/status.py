@@ -23,15 +23,10 @@ def exited_status(status: ContainerStatus, exit_code: int, finished_at: int,
 
 def _oom_killed(svc: ContainerService, container: Container) -> bool:
     """Read before the task's cgroup is deleted: the kernel keeps the count only with it."""
-    import json
-
     from cri.oci.cgroups.oom import oom_kill_count
 
-    try:
-        spec = json.loads((svc.paths.container_state(container.id) / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(oom_kill_count(spec["linux"]["cgroupsPath"]))
+    spec = svc.oci_spec(container)
+    return spec is not None and bool(oom_kill_count(spec["linux"]["cgroupsPath"]))
 
 
 def refreshed(svc: ContainerService, container: Container) -> Container:

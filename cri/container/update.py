@@ -38,7 +38,9 @@ def update_resources(svc: ContainerService, container_id: str,
                                      f"{v1.ContainerState.Name(state)}: nothing to update")
         wanted = oci_resources(resources)
         spec_file = svc.paths.container_state(container.id) / "config.json"
-        spec = json.loads(spec_file.read_text())
+        spec = svc.oci_spec(container)
+        if spec is None:
+            raise FailedPrecondition(f"container {container.id} has no OCI spec on disk")
         if state == v1.CONTAINER_RUNNING:
             svc.runner(container).update(container.id, wanted)
         spec["linux"]["resources"] = _merge(spec["linux"].get("resources", {}), wanted)
