@@ -1,32 +1,38 @@
-"""Install-time build step: compile the static pause binary into the package.
+"""Install-time build step: compile the two C programs into the package, next to their sources:
+the static pause binary and the executor's command line (`cri-oci`).
 
-Everything else lives in pyproject.toml; this file exists only because the pause program is C.
+Everything else lives in pyproject.toml; this file exists only because those programs are C.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
 
-def _load_pause_module():  # type: ignore[no-untyped-def]
-    path = Path(__file__).parent / "cri" / "sandbox" / "pause" / "__init__.py"
-    spec = importlib.util.spec_from_file_location("_cri_pause_build", path)
+def _load_module(relative: str):  # type: ignore[no-untyped-def]
+    # by path: importing the `cri` package here would need its dependencies at build time
+    path = Path(__file__).parent / relative / "__init__.py"
+    spec = importlib.util.spec_from_file_location("_cri_build_" + path.parent.name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-class BuildWithPause(build_py):
+class BuildWithPrograms(build_py):
     def run(self) -> None:
-        pause = _load_pause_module()
-        # Compiled next to its source so that both regular and editable installs carry it.
+        # Compiled next to their sources so that both regular and editable installs carry them.
+        pause = _load_module("cri/sandbox/pause")
         pause.compile_pause(pause.PACKAGED_BINARY)
+        # sys.executable: pip runs this with the interpreter it installs for (the venv's)
+        front = _load_module("cri/oci/front")
+        front.compile_front(front.BINARY, sys.executable)
         super().run()
 
 
-setup(cmdclass={"build_py": BuildWithPause})
+setup(cmdclass={"build_py": BuildWithPrograms})

@@ -7,8 +7,9 @@ fork and exec keep it), and the RSS and PSS of the created init while it waits f
 
     python -m bench.oci_lifecycle [--runs 50] [--runtime NAME=COMMAND ...]
 
-By default it compares the in-tree executor (`cri-oci`, run with the same interpreter, no site
-packages) with runc and crun where they are installed. The rootfs is Debian's static busybox.
+By default it compares the in-tree executor (`cri-oci`: the compiled front end of
+cri/oci/front/, which hands create to this interpreter) with runc and crun where they are
+installed. The rootfs is Debian's static busybox.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def in_tree_command() -> list[str]:
-    # The launcher `pip install` puts on PATH as `cri-oci` (its first line: `#!python -SE`), run
-    # from this checkout: it then imports the checkout's package.
-    return [sys.executable, "-SE", str(REPO / "cri" / "oci" / "cri-oci")]
+    # The compiled front end install.sh puts on PATH as `cri-oci`, from this checkout (built by
+    # `pip install -e .`, or here, with this interpreter for what it hands to Python).
+    from cri.oci.front import BINARY, compile_front
+
+    if not BINARY.is_file():
+        compile_front(BINARY, sys.executable)
+    return [str(BINARY)]
 
 
 def make_bundle(base: Path) -> Path:
@@ -165,8 +170,8 @@ def main() -> int:
         for name, median in results.items():
             if name != "cri-oci":
                 print(f"cri-oci / {name}: {results['cri-oci'] / median:.2f}")
-    for name, runs in memory.items():
-        mib = {key: statistics.median(r[key] for r in runs) / 1024 for key in runs[0]}
+    for name, samples in memory.items():
+        mib = {key: statistics.median(r[key] for r in samples) / 1024 for key in samples[0]}
         print(f"{name:10s} peak RSS MiB: create {mib['create']:.1f}, start {mib['start']:.1f}, "
               f"delete {mib['delete']:.1f}; created init: RSS {mib['init_rss']:.1f}, "
               f"PSS {mib['init_pss']:.1f}")

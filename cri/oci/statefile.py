@@ -10,7 +10,9 @@
 
 state.json holds what create learned (pid, its start time, cgroup and namespace paths, the hooks
 start and delete run) and is written by create; `update` rewrites it with the new `resources`
-(atomically, by rename). Status is never stored: it is derived each time from
+(atomically, by rename). state.brief, written with it, repeats the few fields the compiled front
+end (front/front.c) reads to start, kill and delete a plain container without Python.
+Status is never stored: it is derived each time from
 - the init being alive with the same pid *and* start time (field 22 of /proc/PID/stat), so a reused
   pid is not mistaken for ours, and not a zombie;
 - the cgroup's freezer state (paused while FROZEN);
@@ -115,12 +117,45 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
-def save(root: StrPath, record: Record) -> None:
-    path = os.path.join(container_dir(root, record.id), "state.json")
-    tmp = os.path.join(container_dir(root, record.id), "state.tmp")
+def brief(record: Record) -> str | None:
+    """state.brief: the part of the record the compiled front end (front/front.c) needs to start,
+    kill and delete the container without Python; None where those must run here (hooks to run,
+    a rootfs bind to undo, a path it could not read back)."""
+    if record.hooks.get("poststart") or record.hooks.get("poststop") or record.rootfs_mount_id:
+        return None
+    lines = [
+        f"pid {record.pid}",
+        f"pid_start {record.pid_start}",
+        f"cgroup_version {record.cgroup_version}",
+    ]
+    paths = record.cgroup_paths
+    if record.cgroup_version == 2:
+        freezer = paths.get("")
+    else:
+        freezer = next((d for h, d in paths.items() if "freezer" in h.split(",")), None)
+    if freezer:
+        lines.append(f"freezer {freezer}")
+    lines += [f"cgroup {directory}" for directory in paths.values()]
+    if len(paths) > 32 or any("\n" in line for line in lines):
+        return None
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomically(directory: str, name: str, text: str) -> None:
+    tmp = os.path.join(directory, name + ".tmp")
     with open(tmp, "w") as f:
-        f.write(dumps(asdict(record)))
-    os.replace(tmp, path)
+        f.write(text)
+    os.replace(tmp, os.path.join(directory, name))
+
+
+def save(root: StrPath, record: Record) -> None:
+    """Write state.json and, where the front end can use it, state.brief (first: both say the
+    same, and the front end, finding no brief, leaves the container to Python)."""
+    directory = container_dir(root, record.id)
+    short = brief(record)
+    if short is not None:
+        _write_atomically(directory, "state.brief", short)
+    _write_atomically(directory, "state.json", dumps(asdict(record)))
 
 
 def load(root: StrPath, container_id: str) -> Record:

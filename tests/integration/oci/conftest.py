@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -176,6 +177,17 @@ def read_pty(master: int, timeout: float = 20.0) -> str:
             break
         out += data
     return out.decode(errors="replace").replace("\r\n", "\n")
+
+
+def ours_cli() -> list[str]:
+    """Our executor's command line as installed: the compiled front end (cri/oci/front/), which
+    does plain start, kill and delete itself and hands the rest to the Python CLI. Built by
+    `pip install`; built here, with this interpreter, where it is missing."""
+    from cri.oci.front import BINARY, compile_front
+
+    if not BINARY.is_file():
+        compile_front(BINARY, sys.executable)
+    return [str(BINARY)]
 
 
 def set_cgroups_path(spec: dict[str, Any], cid: str) -> None:

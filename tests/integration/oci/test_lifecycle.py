@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_root, set_cgroups_path
+from conftest import needs_root, ours_cli, set_cgroups_path
 
 from cri import oci
 from tests.support.leaks import child_pids
@@ -258,12 +258,11 @@ def test_cgroup_limits(make_bundle: Callable[..., Path], cid: str) -> None:
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    """Our CLI as installed (the compiled front end, handing most commands to Python)."""
     p = subprocess.run(
-        [sys.executable, "-m", "cri.oci", "--root", str(STATE_ROOT), *args],
+        [*ours_cli(), "--root", str(STATE_ROOT), *args],
         capture_output=True,
         text=True,
-        env=env,
         timeout=60,
         stdin=subprocess.DEVNULL,
     )

@@ -6,14 +6,13 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RUNC, needs_root, runc
+from conftest import RUNC, needs_root, ours_cli, runc
 
 from cri import oci
 
@@ -25,10 +24,9 @@ CGROUP = Path("/sys/fs/cgroup")
 def _cli(root: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
     kw.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.run(
-        [sys.executable, "-m", "cri.oci", "--root", str(root), *args],
+        [*ours_cli(), "--root", str(root), *args],
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
         timeout=60,
         **kw,
     )

@@ -1,8 +1,10 @@
-"""Start-up cost of the CLI: what each command imports, through the installed launcher's path.
+"""Start-up cost of the Python CLI: what each command imports, through the launcher's path.
 
-A `cri-oci start` costs about as much as the interpreter's own start-up, so one stray import of
-typing, logging or dataclasses (10 ms each, with their teardown) makes it several times slower.
-These tests run the launcher (`python -SE cri/oci/cri-oci`) and list the modules loaded at exit.
+The compiled front end (cri/oci/front/) does plain start, kill and delete itself, but hands
+every other case to the Python CLI, where a command costs about as much as the interpreter's own
+start-up: one stray import of typing, logging or dataclasses (10 ms each, with their teardown)
+makes it several times slower. These tests run the launcher the front end runs
+(`python -SE cri/oci/launcher.py`) and list the modules loaded at exit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parents[3]
-LAUNCHER = REPO / "cri" / "oci" / "cri-oci"
+LAUNCHER = REPO / "cri" / "oci" / "launcher.py"
 
 #: modules that cost milliseconds each to import and tear down
 HEAVY = (
