@@ -184,9 +184,19 @@ CASES: dict[str, tuple[Callable[[Path], v1.ContainerConfig], str]] = {
 }
 
 
+def our_cli_binary() -> Path:
+    """The executor's compiled command line (cri/oci/front/), built where missing."""
+    from cri.oci.front import BINARY, compile_front
+
+    return BINARY if BINARY.is_file() else compile_front()
+
+
 @pytest.fixture(scope="module")
 def daemon(pause_binary: Path) -> Iterator[DaemonProcess]:
-    with running_daemon(pause_binary, '[runtimes.runc]\nbinary = "/usr/sbin/runc"\n') as d:
+    # "cri-oci": our own executor again, but driven as runc is, through its command line
+    config = (f'[runtimes.runc]\nbinary = "/usr/sbin/runc"\n'
+              f'[runtimes.cri-oci]\nbinary = "{our_cli_binary()}"\n')
+    with running_daemon(pause_binary, config) as d:
         yield d
 
 
@@ -204,6 +214,7 @@ def pods(daemon: DaemonProcess, busybox_ref: str,
     yield {
         "cri": cri, "logs": log_dir, "host_dir": host_dir,
         "in-tree": pod(cri, log_dir, ""), "runc": pod(cri, log_dir, "runc"),
+        "cri-oci": pod(cri, log_dir, "cri-oci"),
     }
     cri.close()
 
@@ -225,6 +236,20 @@ def test_container_sees_the_same_under_both(case: str, pods: dict[str, Any],
                                                    mine[section].splitlines(), "runc",
                                                    "in-tree", lineterm=""))
             assert mine[section] == oracle[section], f"{case} {where} [{section}]:\n{diff}"
+
+
+@pytest.mark.parametrize("case", ["default", "resources", "run-as-user", "pod-pid-namespace"])
+def test_our_command_line_as_a_handler_sees_what_runc_sees(case: str, pods: dict[str, Any],
+                                                           busybox_ref: str) -> None:
+    """The handler contract runc and crun are driven through (the shim runs `create`, the
+    daemon `start`, `kill`, `delete` as programs), with our own `cri-oci` as the program."""
+    build, extra = CASES[case]
+    views = {handler: run_probe(pods["cri"], pods[handler], busybox_ref, pods["logs"],
+                                build(pods["host_dir"]), extra)
+             for handler in ("cri-oci", "runc")}
+    assert views["cri-oci"][2] == views["runc"][2] == 7
+    for index, where in ((0, "init"), (1, "exec")):
+        assert views["cri-oci"][index] == views["runc"][index], f"{case} {where}"
 
 
 def test_update_resources_the_same_under_both(pods: dict[str, Any], busybox_ref: str) -> None:
