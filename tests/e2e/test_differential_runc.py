@@ -166,7 +166,8 @@ CASES: dict[str, tuple[Callable[[Path], v1.ContainerConfig], str]] = {
         profile_type=v1.SecurityProfile.Localhost, localhost_ref=str(d / "deny-mkdir.json"))),
         "(mkdir /tmp/denied) 2>&1; echo done"),
     "readonly-rootfs": (lambda d: security(readonly_rootfs=True),
-                        "(echo x > /tmp/x) 2>&1; echo x > /dev/shm/x && echo shm-ok"),
+                        "(echo x > /tmp/x) 2>&1; echo x > /dev/shm/x && echo shm-ok; "
+                        "rm -f /dev/shm/x"),
     "masked-paths": (lambda d: security(masked_paths=["/etc/passwd"],
                                         readonly_paths=["/tmp"]),
                      "cat /etc/passwd | wc -c; (echo x > /tmp/y) 2>&1"),
@@ -249,7 +250,13 @@ def test_our_command_line_as_a_handler_sees_what_runc_sees(case: str, pods: dict
              for handler in ("cri-oci", "runc")}
     assert views["cri-oci"][2] == views["runc"][2] == 7
     for index, where in ((0, "init"), (1, "exec")):
-        assert views["cri-oci"][index] == views["runc"][index], f"{case} {where}"
+        mine, oracle = views["cri-oci"][index], views["runc"][index]
+        assert set(mine) == set(oracle), f"{where}: sections differ"
+        for section in oracle:
+            diff = "\n".join(difflib.unified_diff(oracle[section].splitlines(),
+                                                   mine[section].splitlines(), "runc",
+                                                   "cri-oci", lineterm=""))
+            assert mine[section] == oracle[section], f"{case} {where} [{section}]:\n{diff}"
 
 
 def test_update_resources_the_same_under_both(pods: dict[str, Any], busybox_ref: str) -> None:
