@@ -9,7 +9,8 @@ apt-get install -y -qq python3 python3-venv gcc libc6-dev iproute2 >/dev/null
 python3 -m venv /opt/cri
 /opt/cri/bin/pip install -q "$here"
 ln -sf /opt/cri/bin/cri /usr/local/bin/cri
-ln -sf "$(/opt/cri/bin/python -m cri.oci.front)" /usr/local/bin/cri-oci
+# -I: the installed package, not a `cri/` in the current directory
+ln -sf "$(/opt/cri/bin/python -I -m cri.oci.front)" /usr/local/bin/cri-oci
 install -D -m 0644 "$here/deploy/cri.service" /etc/systemd/system/cri.service
 install -D -m 0644 "$here/deploy/crictl.yaml" /etc/crictl.yaml
 [ -e /etc/cri/config.toml ] || install -D -m 0644 "$here/deploy/config.toml" /etc/cri/config.toml
