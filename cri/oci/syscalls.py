@@ -1,19 +1,19 @@
 """The one seam for privileged system calls.
 
 Every mount, namespace, capability or identity change the executor makes goes through a `Syscalls`
-object. `RealSyscalls` calls libc through ctypes (Python 3.11 has no os.unshare/os.setns);
+object. `RealSyscalls` calls libc through _ctypes (Python 3.11 has no os.unshare/os.setns);
 `RecordingSyscalls` records the calls so mount plans can be unit-tested without root.
 """
 
 from __future__ import annotations
 
+import _ctypes
 import os
 
 from .records import field, mutable_record, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import ctypes
     from typing import Any, Protocol
 else:
     Protocol = object  # typing costs 10 ms to import: the Protocol is for the type checker
@@ -146,45 +146,78 @@ class Syscalls(Protocol):
     def personality(self, persona: int) -> int: ...
 
 
-_libc: ctypes.CDLL | None = None
-_cap_types: tuple[Any, Any] | None = None
+# NOTE: libc is called through _ctypes, the C half of ctypes, not ctypes itself: ctypes/__init__.py
+# defines every C type and loads struct and types, 1.5 ms that `create` pays before it can fork.
+# What is used here is what that module builds on: dlopen, a CFuncPtr subclass with the cdecl and
+# errno flags (what CDLL(..., use_errno=True) makes), and the few simple types below.
+if TYPE_CHECKING:
+    _IntType = _ctypes._SimpleCData[int]
+    _BytesType = _ctypes._SimpleCData[bytes]
+else:
+    _IntType = _BytesType = _ctypes._SimpleCData  # not subscriptable at run time
 
 
-def _lib() -> ctypes.CDLL:
-    # NOTE: ctypes is imported on first use so importing this module (CLI start-up) stays cheap.
+class _Int(_IntType):  # ctypes.c_int
+    _type_ = "i"
+
+
+class _UInt(_IntType):  # ctypes.c_uint (and c_uint32)
+    _type_ = "I"
+
+
+class _Long(_IntType):  # ctypes.c_long
+    _type_ = "l"
+
+
+class _ULong(_IntType):  # ctypes.c_ulong (and c_size_t)
+    _type_ = "L"
+
+
+class _Char(_BytesType):  # ctypes.c_char
+    _type_ = "c"
+
+
+class _LibcFunction(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = _Int
+
+
+class _Libc:
+    """libc.so.6's functions by name, as ctypes.CDLL("libc.so.6", use_errno=True) has them."""
+
+    def __init__(self) -> None:
+        # "libc.so.6" directly: ctypes.util.find_library forks ldconfig, slow and fork-unsafe.
+        self._handle = _ctypes.dlopen("libc.so.6", os.RTLD_NOW | os.RTLD_LOCAL)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)  # as CDLL: no C function for copy's or pickle's probes
+        function = _LibcFunction((name, self))  # type: ignore[arg-type]  # a CDLL stand-in
+        setattr(self, name, function)
+        return function
+
+
+class _CapHeader(_ctypes.Structure):
+    _fields_ = [("version", _UInt), ("pid", _Int)]
+
+
+class _CapData(_ctypes.Structure):
+    _fields_ = [("effective", _UInt), ("permitted", _UInt), ("inheritable", _UInt)]
+
+
+_libc: _Libc | None = None
+
+
+def _lib() -> _Libc:
     global _libc
     if _libc is None:
-        import ctypes
-
-        # "libc.so.6" directly: ctypes.util.find_library forks ldconfig, slow and fork-unsafe.
-        _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        _libc = _Libc()
     return _libc
-
-
-def _caps() -> tuple[Any, Any]:
-    global _cap_types
-    if _cap_types is None:
-        import ctypes
-
-        class CapHeader(ctypes.Structure):
-            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-        class CapData(ctypes.Structure):
-            _fields_ = [
-                ("effective", ctypes.c_uint32),
-                ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32),
-            ]
-
-        _cap_types = (CapHeader, CapData)
-    return _cap_types
 
 
 def _check(result: int, what: str, *args: object) -> int:
     if result == -1:
-        import ctypes
-
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         detail = " ".join(repr(a) for a in args)
         raise OSError(err, f"{what}({detail}): {os.strerror(err)}")
     return result
@@ -200,11 +233,9 @@ class RealSyscalls:
     def mount(
         self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
     ) -> None:
-        import ctypes
-
         libc = _lib()
         _check(
-            libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+            libc.mount(_b(source), _b(target), _b(fstype), _ULong(flags), _b(data)),
             "mount",
             source,
             target,
@@ -214,17 +245,13 @@ class RealSyscalls:
         )
 
     def umount2(self, target: str, flags: int) -> None:
-        import ctypes
-
-        _check(_lib().umount2(_b(target), ctypes.c_int(flags)), "umount2", target, flags)
+        _check(_lib().umount2(_b(target), _Int(flags)), "umount2", target, flags)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
-        import ctypes
-
         # glibc has no pivot_root wrapper.
         nr = _NR[_MACHINE]["pivot_root"]
         _check(
-            _lib().syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)),
+            _lib().syscall(_Long(nr), _b(new_root), _b(put_old)),
             "pivot_root",
             new_root,
             put_old,
@@ -241,51 +268,36 @@ class RealSyscalls:
 
     def child_subreaper(self) -> bool:
         """PR_GET_CHILD_SUBREAPER (the flag comes back through a pointer)."""
-        import ctypes
-
-        flag = ctypes.c_int(0)
+        flag = _Int(0)
         _check(
-            _lib().prctl(ctypes.c_int(PR_GET_CHILD_SUBREAPER), ctypes.byref(flag)),
+            _lib().prctl(_Int(PR_GET_CHILD_SUBREAPER), _ctypes.byref(flag)),
             "prctl",
             PR_GET_CHILD_SUBREAPER,
         )
         return bool(flag.value)
 
     def unshare(self, flags: int) -> None:
-        import ctypes
-
-        _check(_lib().unshare(ctypes.c_int(flags)), "unshare", hex(flags))
+        _check(_lib().unshare(_Int(flags)), "unshare", hex(flags))
 
     def setns(self, fd: int, nstype: int) -> None:
-        import ctypes
-
-        _check(_lib().setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", fd, hex(nstype))
+        _check(_lib().setns(_Int(fd), _Int(nstype)), "setns", fd, hex(nstype))
 
     def sethostname(self, name: str) -> None:
-        import ctypes
-
         raw = name.encode()
-        _check(_lib().sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname", name)
+        _check(_lib().sethostname(raw, _ULong(len(raw))), "sethostname", name)
 
     def setdomainname(self, name: str) -> None:
-        import ctypes
-
         raw = name.encode()
-        _check(_lib().setdomainname(raw, ctypes.c_size_t(len(raw))), "setdomainname", name)
+        _check(_lib().setdomainname(raw, _ULong(len(raw))), "setdomainname", name)
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-        import ctypes
-
-        args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
-        return _check(_lib().prctl(ctypes.c_int(option), *args), "prctl", option, arg2, arg3)
+        args = [_ULong(a) for a in (arg2, arg3, arg4, arg5)]
+        return _check(_lib().prctl(_Int(option), *args), "prctl", option, arg2, arg3)
 
     def capget(self) -> CapSets:
-        import ctypes
-
-        header_t, data_t = _caps()
-        hdr = header_t(_LINUX_CAPABILITY_VERSION_3, 0)
-        data = (data_t * 2)()
-        _check(_lib().capget(ctypes.byref(hdr), ctypes.byref(data)), "capget")
+        hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (_CapData * 2)()
+        _check(_lib().capget(_ctypes.byref(hdr), _ctypes.byref(data)), "capget")
         return CapSets(
             effective=data[0].effective | (data[1].effective << 32),
             permitted=data[0].permitted | (data[1].permitted << 32),
@@ -293,16 +305,13 @@ class RealSyscalls:
         )
 
     def capset(self, caps: CapSets) -> None:
-        import ctypes
-
-        header_t, data_t = _caps()
-        hdr = header_t(_LINUX_CAPABILITY_VERSION_3, 0)
-        data = (data_t * 2)()
+        hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (_CapData * 2)()
         for i, shift in enumerate((0, 32)):
             data[i].effective = (caps.effective >> shift) & 0xFFFFFFFF
             data[i].permitted = (caps.permitted >> shift) & 0xFFFFFFFF
             data[i].inheritable = (caps.inheritable >> shift) & 0xFFFFFFFF
-        _check(_lib().capset(ctypes.byref(hdr), ctypes.byref(data)), "capset", caps)
+        _check(_lib().capset(_ctypes.byref(hdr), _ctypes.byref(data)), "capset", caps)
 
     def mknod(self, path: str, mode: int, device: int) -> None:
         os.mknod(path, mode, device)
@@ -311,27 +320,22 @@ class RealSyscalls:
         os.setsid()
 
     def ioprio_set(self, which: int, who: int, ioprio: int) -> None:
-        import ctypes
-
         nr = _NR[_MACHINE]["ioprio_set"]
-        args = (ctypes.c_int(which), ctypes.c_int(who), ctypes.c_int(ioprio))
-        _check(_lib().syscall(ctypes.c_long(nr), *args), "ioprio_set", which, who, ioprio)
+        args = (_Int(which), _Int(who), _Int(ioprio))
+        _check(_lib().syscall(_Long(nr), *args), "ioprio_set", which, who, ioprio)
 
     def sched_setattr(self, attr: SchedAttr) -> None:
-        import ctypes
-
         nr = _NR[_MACHINE]["sched_setattr"]
-        buf = ctypes.create_string_buffer(attr.pack())
+        raw = attr.pack()
+        buf = (_Char * len(raw)).from_buffer_copy(raw)
         _check(
-            _lib().syscall(ctypes.c_long(nr), ctypes.c_int(0), buf, ctypes.c_uint(0)),
+            _lib().syscall(_Long(nr), _Int(0), buf, _UInt(0)),
             "sched_setattr",
             attr,
         )
 
     def personality(self, persona: int) -> int:
-        import ctypes
-
-        return _check(_lib().personality(ctypes.c_ulong(persona)), "personality", hex(persona))
+        return _check(_lib().personality(_ULong(persona)), "personality", hex(persona))
 
 
 @mutable_record
