@@ -215,6 +215,21 @@ def _lib() -> _Libc:
     return _libc
 
 
+def libc() -> _Libc:
+    """libc's functions, for the few calls RealSyscalls does not wrap (seccomp/install.py)."""
+    return _lib()
+
+
+def c_buffer(data: bytes) -> Any:
+    """A mutable C copy of `data` (create_string_buffer without the NUL) to point the kernel at;
+    `_ctypes.addressof` gives its address, `_ctypes.byref` passes it."""
+    return (_Char * len(data)).from_buffer_copy(data)
+
+
+#: the argument types libc() calls take (ctypes' c_int, c_ulong, c_long)
+c_int, c_ulong, c_long = _Int, _ULong, _Long
+
+
 def _check(result: int, what: str, *args: object) -> int:
     if result == -1:
         err = _ctypes.get_errno()
@@ -326,8 +341,7 @@ class RealSyscalls:
 
     def sched_setattr(self, attr: SchedAttr) -> None:
         nr = _NR[_MACHINE]["sched_setattr"]
-        raw = attr.pack()
-        buf = (_Char * len(raw)).from_buffer_copy(raw)
+        buf = c_buffer(attr.pack())
         _check(
             _lib().syscall(_Long(nr), _Int(0), buf, _UInt(0)),
             "sched_setattr",

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from .. import lazylog
 from ..errors import InvalidSpec, Unsupported
+from ..records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and dataclasses cost 10 ms in the init (bpf.py)
+    from collections.abc import Mapping
 
 log = lazylog.getLogger(__name__)
 
@@ -47,7 +50,7 @@ OCI_ARCHES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Arch:
     """One syscall ABI as a filter section sees it."""
 

@@ -35,13 +35,20 @@ instructions into a short jump over a `ja` (32-bit offset), so no profile size c
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from _collections_abc import Mapping  # collections.abc's home: collections itself costs 2 ms
 
 from .. import lazylog
 from ..errors import InvalidSpec, Unsupported
+from ..records import record
 from .arch import Arch, native_name, sections
+
+# NOTE: the init compiles the filter between fork and exec, so every import here is paid by each
+# `create` with a seccomp profile: typing and dataclasses (with enum and re) cost 10 ms, hence
+# records for the dataclasses and a tuple subclass for the NamedTuple.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 log = lazylog.getLogger(__name__)
 
@@ -111,17 +118,40 @@ AGENT_FLAGS = ("SECCOMP_FILTER_FLAG_NEW_LISTENER", "SECCOMP_FILTER_FLAG_WAIT_KIL
 ALLOWING = frozenset({SECCOMP_RET_ALLOW, SECCOMP_RET_LOG})
 
 
-class SockFilter(NamedTuple):
-    """One `struct sock_filter`. A NamedTuple rather than a dataclass: it *is* the C struct's
-    field tuple, compares and prints as (code, jt, jf, k) and packs with struct directly."""
+class SockFilter(tuple[int, int, int, int]):
+    """One `struct sock_filter`. A tuple (a NamedTuple's shape, without typing) rather than a
+    record: it *is* the C struct's field tuple, compares as (code, jt, jf, k) and packs with
+    struct directly."""
 
-    code: int
-    jt: int
-    jf: int
-    k: int
+    __slots__ = ()
+
+    def __new__(cls, code: int, jt: int, jf: int, k: int) -> SockFilter:
+        return tuple.__new__(cls, (code, jt, jf, k))
+
+    def __getnewargs__(self) -> tuple[int, int, int, int]:
+        return (self[0], self[1], self[2], self[3])
+
+    def __repr__(self) -> str:
+        return f"SockFilter(code={self[0]!r}, jt={self[1]!r}, jf={self[2]!r}, k={self[3]!r})"
+
+    @property
+    def code(self) -> int:
+        return self[0]
+
+    @property
+    def jt(self) -> int:
+        return self[1]
+
+    @property
+    def jf(self) -> int:
+        return self[2]
+
+    @property
+    def k(self) -> int:
+        return self[3]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Program:
     """A compiled filter and the flags to install it with."""
 
@@ -136,7 +166,7 @@ class Program:
         return len(self.instructions)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Condition:
     index: int
     op: str
@@ -144,14 +174,14 @@ class Condition:
     value_two: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rule:
     name: str
     action: int
     conditions: tuple[Condition, ...]  # ANDed
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Profile:
     """A validated `linux.seccomp`, rules split one per name (and per condition where ORed)."""
 
@@ -275,12 +305,12 @@ def parse_profile(spec: Mapping[str, Any]) -> Profile:
 # -- assembly --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Label:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Jump:
     """A conditional jump to labels; None means the next instruction."""
 
@@ -290,7 +320,7 @@ class _Jump:
     jf: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Ja:
     target: str
 
@@ -493,7 +523,7 @@ class _Emitter:
         self.dispatch(intervals[:mid], arg_bits, default)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Interval:
     """Syscall numbers [low, next interval's low) that share one verdict: `rules` for them, or
     none for the default. Runs of syscalls with the same unconditional action are one interval,
