@@ -145,33 +145,39 @@ def main() -> int:
     memory: dict[str, list[dict[str, int]]] = {}
     with tempfile.TemporaryDirectory(prefix="cri-bench-") as tmp:
         bundle = make_bundle(Path(tmp))
+        roots: dict[str, Path] = {}
         for name, command in runtimes.items():
-            root = Path(tmp) / f"root-{name}"
-            root.mkdir()
+            roots[name] = Path(tmp) / f"root-{name}"
+            roots[name].mkdir()
             try:
-                one_run(command, root, bundle, -1)  # warm caches
+                one_run(command, roots[name], bundle, -1)  # warm caches
             except subprocess.CalledProcessError as exc:
                 print(f"{name:10s} cannot run here: {exc}", flush=True)
-                continue
-            # Interleaving would be fairer to noise, but each runtime keeps its own cgroup
-            # hierarchy warm this way, as it would on a busy node.
-            runs = [one_run(command, root, bundle, i) for i in range(args.runs)]
-            times = [r[0] for r in runs]
+                del roots[name]
+        # Interleaved, run by run: a burst of noise on the host then costs every runtime alike,
+        # and only the ratios are meant to be compared.
+        runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in roots}
+        for i in range(args.runs):
+            for name, root in roots.items():
+                runs[name].append(one_run(runtimes[name], root, bundle, i))
+        for name, samples in runs.items():
+            times = [r[0] for r in samples]
             results[name] = statistics.median(times) * 1000
             create, start, delete = (
-                statistics.median(r[i] for r in runs) * 1000 for i in (1, 2, 3)
+                statistics.median(r[i] for r in samples) * 1000 for i in (1, 2, 3)
             )
             print(f"{name:10s} median {results[name]:7.1f} ms   "
                   f"min {min(times) * 1000:6.1f}   max {max(times) * 1000:6.1f}   "
                   f"(create {create:.1f}, start {start:.1f}, delete {delete:.1f})", flush=True)
             if os.access("/usr/bin/time", os.X_OK):
-                memory[name] = [memory_run(command, root, bundle, i) for i in range(3)]
+                memory[name] = [memory_run(runtimes[name], roots[name], bundle, i)
+                                for i in range(3)]
     if "cri-oci" in results:
         for name, median in results.items():
             if name != "cri-oci":
                 print(f"cri-oci / {name}: {results['cri-oci'] / median:.2f}")
-    for name, samples in memory.items():
-        mib = {key: statistics.median(r[key] for r in samples) / 1024 for key in samples[0]}
+    for name, measured in memory.items():
+        mib = {key: statistics.median(r[key] for r in measured) / 1024 for key in measured[0]}
         print(f"{name:10s} peak RSS MiB: create {mib['create']:.1f}, start {mib['start']:.1f}, "
               f"delete {mib['delete']:.1f}; created init: RSS {mib['init_rss']:.1f}, "
               f"PSS {mib['init_pss']:.1f}")
