@@ -31,6 +31,7 @@ from .init import (
     run_steps,
     seccomp_profile,
 )
+from .records import replace
 from .spec import parse_process
 from .state import Status, load, status_of
 from .syscalls import PR_SET_PDEATHSIG, RealSyscalls, Syscalls
@@ -68,7 +69,11 @@ def exec_process(
         raise InvalidState(f"cannot exec in container {container_id!r} that is {status.value}")
     proc = parse_process(process_spec)
     prepared = PreparedProcess()
-    profile = _container_seccomp(Path(record.bundle))
+    config = _container_config(Path(record.bundle))
+    if proc.apparmor_profile is None and _container_apparmor(config):
+        # runc: an exec'd process without a profile of its own gets the container's
+        proc = replace(proc, apparmor_profile=_container_apparmor(config))
+    profile = seccomp_profile(config)
     if profile is not None:
         # here, not in the child: its imports would come from the container's filesystem
         prepare_seccomp(profile, prepared)
@@ -135,16 +140,22 @@ def exec_process(
     return exit_code(wstatus)
 
 
-def _container_seccomp(bundle: Path) -> Mapping[str, Any] | None:
-    """The container's `linux.seccomp`: runc confines exec'd processes with it too. Read from
-    the bundle (the record keeps no spec); a container whose config cannot be read is refused
-    rather than entered unconfined."""
+def _container_config(bundle: Path) -> Mapping[str, Any]:
+    """The container's config.json: runc confines exec'd processes with its seccomp profile and
+    AppArmor profile too. Read from the bundle (the record keeps no spec); a container whose
+    config cannot be read is refused rather than entered unconfined."""
     path = bundle / "config.json"
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise InvalidState(f"cannot read {path} for the container's seccomp profile: {e}") from None
-    return seccomp_profile(raw) if isinstance(raw, Mapping) else None
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def _container_apparmor(config: Mapping[str, Any]) -> str | None:
+    process = config.get("process")
+    profile = process.get("apparmorProfile") if isinstance(process, Mapping) else None
+    return profile if isinstance(profile, str) and profile else None
 
 
 def _chroot(sys: Syscalls, root_fd: int | None) -> None:

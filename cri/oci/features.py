@@ -50,7 +50,7 @@ def features() -> dict[str, Any]:
                 "systemdUser": False,
             },
             "seccomp": _seccomp(),
-            "apparmor": {"enabled": False},
+            "apparmor": {"enabled": True},
             "selinux": {"enabled": False},
         },
         "annotations": {"io.github.cri-py.oci.version": "0.1.0"},

@@ -15,6 +15,7 @@ import os
 from _collections_abc import Mapping  # collections.abc's home: collections itself costs 2 ms
 
 from . import (
+    apparmor,
     capabilities,
     devices,
     hooks,
@@ -139,6 +140,9 @@ def process_steps(sys: Syscalls, proc: Process, out: PreparedProcess) -> list[St
     if proc.io_priority is not None:
         io = proc.io_priority
         steps.append(("io priority", lambda: scheduling.apply_io_priority(sys, io)))
+    if proc.apparmor_profile:
+        profile = proc.apparmor_profile
+        steps.append(("apparmor", lambda: apparmor.apply_on_exec(profile)))
     if proc.no_new_privileges:
         steps.append(
             ("no_new_privileges", lambda: None if sys.prctl(PR_SET_NO_NEW_PRIVS, 1) else None)

@@ -114,6 +114,8 @@ class Process:
     console_size: ConsoleSize | None = None
     io_priority: IOPriority | None = None
     scheduler: Scheduler | None = None
+    #: the AppArmor profile for the execve (None: the caller's, unconfined or inherited)
+    apparmor_profile: str | None = None
 
 
 #: hook kinds in the order of the lifecycle (runtime-spec config.md#posix-platform-hooks)
@@ -277,7 +279,7 @@ def parse_process(raw: Any, *, require_args: bool = True) -> Process:
                 rtype, _int(r.get("soft"), f"{rtype}.soft"), _int(r.get("hard"), f"{rtype}.hard")
             )
         )
-    _refuse_security_labels(proc)
+    apparmor_profile = _security_labels(proc)
     oom = proc.get("oomScoreAdj")
     terminal = proc.get("terminal") or False
     if not isinstance(terminal, bool):
@@ -304,30 +306,41 @@ def parse_process(raw: Any, *, require_args: bool = True) -> Process:
         console_size=console_size,
         io_priority=_io_priority(proc.get("ioPriority")),
         scheduler=_scheduler(proc.get("scheduler")),
+        apparmor_profile=apparmor_profile,
     )
 
 
-def _refuse_security_labels(proc: Mapping[str, Any]) -> None:
-    """A process label the executor cannot apply fails the container rather than run it
-    unconfined (runc fails too when the LSM is off: "selinux label is specified in config, but
-    selinux is disabled or not supported")."""
+def _security_labels(proc: Mapping[str, Any]) -> str | None:
+    """The AppArmor profile to apply, where the host has AppArmor. A label the executor cannot
+    apply fails the container rather than run it unconfined: an AppArmor profile on a host
+    without AppArmor, and any SELinux label (runc fails too when the LSM is off: "selinux label
+    is specified in config, but selinux is disabled or not supported")."""
     from .errors import Unsupported
 
-    for key, lsm, flag in (
-        ("apparmorProfile", "AppArmor", "/sys/module/apparmor/parameters/enabled"),
-        ("selinuxLabel", "SELinux", "/sys/fs/selinux/enforce"),
-    ):
-        if proc.get(key):
-            try:
-                with open(flag) as f:
-                    enabled = f.read().strip() in ("Y", "0", "1")
-            except OSError:
-                enabled = False
-            if not enabled:
-                raise Unsupported(
-                    f"process.{key} is specified in config, but {lsm} is disabled or not supported"
-                )
-            raise Unsupported(f"process.{key}: {lsm} labels are not applied by this executor")
+    profile = proc.get("apparmorProfile")
+    if profile is not None and not isinstance(profile, str):
+        raise InvalidSpec(f"process.apparmorProfile must be a string, got {profile!r}")
+    if profile:
+        from . import apparmor
+
+        if not apparmor.is_enabled():
+            raise Unsupported(
+                "process.apparmorProfile is specified in config, but AppArmor is disabled or "
+                "not supported"
+            )
+    if proc.get("selinuxLabel"):
+        try:
+            with open("/sys/fs/selinux/enforce") as f:
+                enabled = f.read().strip() in ("0", "1")
+        except OSError:
+            enabled = False
+        if not enabled:
+            raise Unsupported(
+                "process.selinuxLabel is specified in config, but SELinux is disabled or not "
+                "supported"
+            )
+        raise Unsupported("process.selinuxLabel: SELinux labels are not applied by this executor")
+    return profile or None
 
 
 _IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}

@@ -154,7 +154,14 @@ def test_features_document() -> None:
 
 
 @pytest.mark.parametrize("key", ["apparmorProfile", "selinuxLabel"])
-def test_process_labels_are_refused_not_ignored(key: str) -> None:
+def test_process_labels_are_refused_not_ignored(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the host lacks the LSM (AppArmor off here; SELinux labels are never applied)."""
+    from cri.oci import apparmor
+
+    (tmp_path / "enabled").write_text("N\n")
+    monkeypatch.setattr(apparmor, "ENABLED_FLAG", str(tmp_path / "enabled"))
     with pytest.raises(Unsupported, match=key):
         parse_process({"args": ["x"], key: "some-profile"})
     assert parse_process({"args": ["x"], key: ""}).args == ("x",)
