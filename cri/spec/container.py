@@ -13,6 +13,7 @@ from cri.api.runtime.v1 import api_pb2 as v1
 from cri.errors import InvalidArgument
 from cri.image import ImageConfig
 from cri.spec import defaults
+from cri.spec.apparmor import apparmor_for
 from cri.spec.seccomp import seccomp_for
 from cri.spec.users import resolve_user
 
@@ -349,6 +350,12 @@ def container_spec(inp: ContainerSpecInput) -> dict[str, Any]:
     )
     if seccomp is not None:
         linux["seccomp"] = seccomp
+    # HasField, as for seccomp: an unset profile is "nothing asked", not RuntimeDefault.
+    apparmor = apparmor_for(
+        sc.apparmor if sc.HasField("apparmor") else None, sc.apparmor_profile, sc.privileged
+    )
+    if apparmor is not None:
+        process["apparmorProfile"] = apparmor
     sysctls = dict(inp.sandbox_config.linux.sysctls)
     if sysctls:
         linux["sysctl"] = sysctls

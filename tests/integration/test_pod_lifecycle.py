@@ -328,6 +328,22 @@ def test_bad_input_gets_the_right_status(
         )
         == grpc.StatusCode.NOT_FOUND
     )
+    # an AppArmor profile on a node without AppArmor fails rather than run unconfined
+    from cri.oci.apparmor import is_enabled
+
+    confined = container_config(api, image, ["true"], name="confined")
+    confined.linux.security_context.apparmor_profile = "runtime/default"
+    if not is_enabled():
+        assert (
+            code_of(
+                lambda: rt.CreateContainer(
+                    api.CreateContainerRequest(
+                        pod_sandbox_id=sandbox_id, config=confined, sandbox_config=config
+                    )
+                )
+            )
+            == grpc.StatusCode.FAILED_PRECONDITION
+        )
     assert (
         code_of(
             lambda: cri.images.PullImage(
