@@ -22,13 +22,11 @@ import threading
 
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.errors import FailedPrecondition, InvalidArgument
+from cri.spec.profiles import RUNTIME_DEFAULT, UNCONFINED, requested_profile
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "cri-py-default"
-RUNTIME_DEFAULT_NAME = "runtime/default"
-UNCONFINED_NAME = "unconfined"
-LOCALHOST_PREFIX = "localhost/"
 
 #: the kernel's list of loaded profiles, one "name (mode)" a line
 PROFILES_FILE = "/sys/kernel/security/apparmor/profiles"
@@ -78,32 +76,6 @@ profile {name} flags=(attach_disconnected,mediate_deleted) {{
 
 def default_profile_text(name: str = DEFAULT_PROFILE) -> str:
     return DEFAULT_PROFILE_TEXT.format(name=name)
-
-
-def _requested(profile: v1.SecurityProfile | None, legacy: str) -> tuple[str, str]:
-    """("", "") for nothing asked, else ("unconfined" | "runtime" | "localhost", name)."""
-    if profile is not None:
-        kind = profile.profile_type
-        if kind != v1.SecurityProfile.Localhost and profile.localhost_ref:
-            raise InvalidArgument(
-                "apparmor: localhost_ref must only be set if profile_type is Localhost"
-            )
-        if kind == v1.SecurityProfile.Unconfined:
-            return UNCONFINED_NAME, ""
-        if kind == v1.SecurityProfile.RuntimeDefault:
-            return "runtime", ""
-        if kind == v1.SecurityProfile.Localhost:
-            return "localhost", profile.localhost_ref.removeprefix(LOCALHOST_PREFIX)
-        raise InvalidArgument(f"apparmor: unknown profile_type {kind}")
-    if legacy == "":
-        return "", ""
-    if legacy == UNCONFINED_NAME:
-        return UNCONFINED_NAME, ""
-    if legacy == RUNTIME_DEFAULT_NAME:
-        return "runtime", ""
-    if legacy.startswith(LOCALHOST_PREFIX):
-        return "localhost", legacy.removeprefix(LOCALHOST_PREFIX)
-    raise InvalidArgument(f"invalid apparmor profile {legacy!r}")
 
 
 def profile_loaded(name: str, profiles_file: str | None = None) -> bool:
@@ -162,18 +134,18 @@ def apparmor_for(
 ) -> str | None:
     """The profile for `process.apparmorProfile`, or None for none. `enabled`: whether the node
     has AppArmor (default: ask the kernel)."""
-    kind, name = _requested(profile, legacy)
+    kind, name = requested_profile("apparmor", profile, legacy, ("runtime/default",))
     if enabled is None:
         from cri.oci.apparmor import is_enabled
 
         enabled = is_enabled()
     if not enabled:
-        if kind in ("", UNCONFINED_NAME):
+        if kind in ("", UNCONFINED):
             return None
         raise FailedPrecondition("apparmor is not supported: AppArmor is not enabled on this node")
-    if kind == UNCONFINED_NAME:
+    if kind == UNCONFINED:
         return None
-    if kind in ("", "runtime"):
+    if kind in ("", RUNTIME_DEFAULT):
         if privileged:
             return None
         (loader or _default_loader).ensure_loaded(DEFAULT_PROFILE)

@@ -30,13 +30,12 @@ from typing import Any
 
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.errors import InvalidArgument
+from cri.spec.profiles import RUNTIME_DEFAULT, UNCONFINED, requested_profile
 from cri.spec.seccomp_default import default_profile
 
 log = logging.getLogger(__name__)
 
 RUNTIME_DEFAULT_NAMES = ("runtime/default", "docker/default")
-UNCONFINED_NAME = "unconfined"
-LOCALHOST_PREFIX = "localhost/"
 
 #: the OCI `linux.seccomp` keys a normalised profile keeps
 SPEC_KEYS = (
@@ -51,39 +50,6 @@ RULE_KEYS = ("names", "action", "errnoRet", "args")
 
 #: uname -m -> the names Docker's `includes.arches`/`excludes.arches` use for this host
 _DOCKER_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-
-
-def _requested(profile: v1.SecurityProfile | None, legacy_path: str) -> tuple[str, str]:
-    """("", "") for nothing asked, else ("unconfined" | "runtime" | "localhost", path)."""
-    if profile is not None:
-        kind = profile.profile_type
-        if kind != v1.SecurityProfile.Localhost and profile.localhost_ref:
-            raise InvalidArgument(
-                "seccomp: localhost_ref is only valid with profile_type Localhost"
-            )
-        if kind == v1.SecurityProfile.Unconfined:
-            return "unconfined", ""
-        if kind == v1.SecurityProfile.RuntimeDefault:
-            return "runtime", ""
-        if kind == v1.SecurityProfile.Localhost:
-            # the prefix should not be there in the new field, but containerd trims it too
-            path = profile.localhost_ref.removeprefix(LOCALHOST_PREFIX)
-            if not path:
-                raise InvalidArgument("seccomp: profile_type Localhost needs a localhost_ref")
-            return "localhost", path
-        raise InvalidArgument(f"seccomp: unknown profile_type {kind}")
-    if not legacy_path:
-        return "", ""
-    if legacy_path == UNCONFINED_NAME:
-        return "unconfined", ""
-    if legacy_path in RUNTIME_DEFAULT_NAMES:
-        return "runtime", ""
-    if legacy_path.startswith(LOCALHOST_PREFIX):
-        return "localhost", legacy_path.removeprefix(LOCALHOST_PREFIX)
-    raise InvalidArgument(
-        f"seccomp_profile_path {legacy_path!r}: expected runtime/default, docker/default, "
-        "unconfined or localhost/<path>"
-    )
 
 
 def seccomp_for(
@@ -103,10 +69,10 @@ def seccomp_for(
         # containerd's rule, which critest checks: a privileged container is never filtered,
         # even when its config names a profile.
         return None
-    kind, path = _requested(profile, legacy_path)
-    if kind in ("", "unconfined"):
+    kind, path = requested_profile("seccomp", profile, legacy_path, RUNTIME_DEFAULT_NAMES)
+    if kind in ("", UNCONFINED):
         return None
-    if kind == "runtime":
+    if kind == RUNTIME_DEFAULT:
         return default_profile(capabilities)
     return load_localhost(path, capabilities)
 

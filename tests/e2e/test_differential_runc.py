@@ -121,6 +121,23 @@ def run_probe(cri: CriClient, sandbox: tuple[str, Any], image: str, log_dir: Pat
         cri.runtime.RemoveContainer(v1.RemoveContainerRequest(container_id=container_id))
 
 
+View = tuple[dict[str, str], dict[str, str], int]
+
+
+def assert_same_views(case: str, ours: str, views: dict[str, View]) -> None:
+    """What `ours` saw (in the init, in an exec, the exit code) is what runc saw."""
+    mine_all, oracle_all = views[ours], views["runc"]
+    assert mine_all[2] == oracle_all[2] == 7
+    for index, where in ((0, "init"), (1, "exec")):
+        mine, oracle = mine_all[index], oracle_all[index]
+        assert set(mine) == set(oracle), f"{where}: sections differ"
+        for section in oracle:
+            diff = "\n".join(difflib.unified_diff(oracle[section].splitlines(),
+                                                   mine[section].splitlines(), "runc",
+                                                   ours, lineterm=""))
+            assert mine[section] == oracle[section], f"{case} {where} [{section}]:\n{diff}"
+
+
 def security(**kw: Any) -> v1.ContainerConfig:
     kw.setdefault("namespace_options", v1.NamespaceOption(pid=v1.CONTAINER))
     return v1.ContainerConfig(linux=v1.LinuxContainerConfig(
@@ -228,15 +245,7 @@ def test_container_sees_the_same_under_both(case: str, pods: dict[str, Any],
     for handler in ("in-tree", "runc"):
         views[handler] = run_probe(pods["cri"], pods[handler], busybox_ref, pods["logs"],
                                    build(pods["host_dir"]), extra)
-    ours, theirs = views["in-tree"], views["runc"]
-    assert ours[2] == theirs[2] == 7
-    for where, mine, oracle in (("init", ours[0], theirs[0]), ("exec", ours[1], theirs[1])):
-        assert set(mine) == set(oracle), f"{where}: sections differ"
-        for section in oracle:
-            diff = "\n".join(difflib.unified_diff(oracle[section].splitlines(),
-                                                   mine[section].splitlines(), "runc",
-                                                   "in-tree", lineterm=""))
-            assert mine[section] == oracle[section], f"{case} {where} [{section}]:\n{diff}"
+    assert_same_views(case, "in-tree", views)
 
 
 @pytest.mark.parametrize("case", ["default", "resources", "run-as-user", "pod-pid-namespace"])
@@ -248,15 +257,7 @@ def test_our_command_line_as_a_handler_sees_what_runc_sees(case: str, pods: dict
     views = {handler: run_probe(pods["cri"], pods[handler], busybox_ref, pods["logs"],
                                 build(pods["host_dir"]), extra)
              for handler in ("cri-oci", "runc")}
-    assert views["cri-oci"][2] == views["runc"][2] == 7
-    for index, where in ((0, "init"), (1, "exec")):
-        mine, oracle = views["cri-oci"][index], views["runc"][index]
-        assert set(mine) == set(oracle), f"{where}: sections differ"
-        for section in oracle:
-            diff = "\n".join(difflib.unified_diff(oracle[section].splitlines(),
-                                                   mine[section].splitlines(), "runc",
-                                                   "cri-oci", lineterm=""))
-            assert mine[section] == oracle[section], f"{case} {where} [{section}]:\n{diff}"
+    assert_same_views(case, "cri-oci", views)
 
 
 def test_update_resources_the_same_under_both(pods: dict[str, Any], busybox_ref: str) -> None:

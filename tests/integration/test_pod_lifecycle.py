@@ -253,6 +253,14 @@ def test_bad_input_gets_the_right_status(
     api = cri.api
     rt = cri.runtime
     sandbox_id, config = pod
+
+    def create_status(ctr: Any, pod_id: str = sandbox_id) -> grpc.StatusCode:
+        return code_of(
+            lambda: rt.CreateContainer(
+                api.CreateContainerRequest(pod_sandbox_id=pod_id, config=ctr, sandbox_config=config)
+            )
+        )
+
     assert (
         code_of(lambda: rt.PodSandboxStatus(api.PodSandboxStatusRequest(pod_sandbox_id="f" * 64)))
         == grpc.StatusCode.NOT_FOUND
@@ -284,66 +292,21 @@ def test_bad_input_gets_the_right_status(
     first = rt.CreateContainer(
         api.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=ctr, sandbox_config=config)
     ).container_id
-    assert (
-        code_of(
-            lambda: rt.CreateContainer(
-                api.CreateContainerRequest(
-                    pod_sandbox_id=sandbox_id, config=ctr, sandbox_config=config
-                )
-            )
-        )
-        == grpc.StatusCode.ALREADY_EXISTS
-    )
+    assert create_status(ctr) == grpc.StatusCode.ALREADY_EXISTS
     rt.RemoveContainer(api.RemoveContainerRequest(container_id=first))
 
     missing = container_config(api, "127.0.0.1:1/not/pulled:1", ["true"], name="ghost")
-    assert (
-        code_of(
-            lambda: rt.CreateContainer(
-                api.CreateContainerRequest(
-                    pod_sandbox_id=sandbox_id, config=missing, sandbox_config=config
-                )
-            )
-        )
-        == grpc.StatusCode.NOT_FOUND
-    )
+    assert create_status(missing) == grpc.StatusCode.NOT_FOUND
     nameless = container_config(api, image, ["true"], name="")
-    assert (
-        code_of(
-            lambda: rt.CreateContainer(
-                api.CreateContainerRequest(
-                    pod_sandbox_id=sandbox_id, config=nameless, sandbox_config=config
-                )
-            )
-        )
-        == grpc.StatusCode.INVALID_ARGUMENT
-    )
-    assert (
-        code_of(
-            lambda: rt.CreateContainer(
-                api.CreateContainerRequest(
-                    pod_sandbox_id="f" * 64, config=ctr, sandbox_config=config
-                )
-            )
-        )
-        == grpc.StatusCode.NOT_FOUND
-    )
+    assert create_status(nameless) == grpc.StatusCode.INVALID_ARGUMENT
+    assert create_status(ctr, "f" * 64) == grpc.StatusCode.NOT_FOUND
     # an AppArmor profile on a node without AppArmor fails rather than run unconfined
     from cri.oci.apparmor import is_enabled
 
     confined = container_config(api, image, ["true"], name="confined")
     confined.linux.security_context.apparmor_profile = "runtime/default"
     if not is_enabled():
-        assert (
-            code_of(
-                lambda: rt.CreateContainer(
-                    api.CreateContainerRequest(
-                        pod_sandbox_id=sandbox_id, config=confined, sandbox_config=config
-                    )
-                )
-            )
-            == grpc.StatusCode.FAILED_PRECONDITION
-        )
+        assert create_status(confined) == grpc.StatusCode.FAILED_PRECONDITION
     assert (
         code_of(
             lambda: cri.images.PullImage(
