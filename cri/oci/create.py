@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import os
 
-from . import cgroups, fds, hooks, lazylog, namespaces, sync, userns
+from . import cgroups, fds, lazylog, namespaces, sync
 from .cgroups import warmup
-from .console import check_request
 from .devices import DEFAULT_ALLOW_RULES
 from .errors import ContainerExists, InitFailed
-from .init import InitContext, run
+from .init import InitContext, preload, run
 from .records import replace
 from .signals import SIGKILL
 from .spec import Spec, load_spec
@@ -133,7 +132,13 @@ def create(
     cdir = container_dir(root, container_id)
     bundle_dir = os.path.abspath(bundle)
     spec = load_spec(bundle_dir)
-    check_request(spec.process.terminal, console_socket)
+    console = spec.process.terminal or console_socket is not None
+    if console:
+        from .console import check_request
+
+        check_request(spec.process.terminal, console_socket)
+    # modules for this spec's optional steps, while they can still be imported (init.py)
+    preload(spec, console=console)
     fds.check(preserve_fds)
     if listen_fds:
         proc = spec.process
@@ -189,7 +194,12 @@ def create(
         )
         # With a user namespace and a new pid namespace the init is our grandchild (userns.py):
         # as a child subreaper meanwhile we adopt it when its parent exits, so it is our child.
-        adopt = userns.double_fork(spec) and not sys.child_subreaper()
+        user_ns = spec.namespace("user") is not None  # userns.in_use, without importing it
+        adopt = False
+        if user_ns:
+            from . import userns
+
+            adopt = userns.double_fork(spec) and not sys.child_subreaper()
         if adopt:
             sys.prctl(PR_SET_CHILD_SUBREAPER, 1)
             undo.callback(sys.prctl, PR_SET_CHILD_SUBREAPER, 0)
@@ -197,7 +207,7 @@ def create(
         # none: it only inherits its O_CLOEXEC fd), so its grace period may go on while the init
         # sets up (it joins the cgroup late: init.py). Time and user namespaces need a
         # single-threaded caller (setns: EUSERS, EINVAL): then it ends first.
-        if userns.in_use(spec) or spec.namespace("time") is not None:
+        if user_ns or spec.namespace("time") is not None:
             warmup.stop()
         try:
             with namespaces.for_children(sys, spec.namespaces, spec.time_offsets):
@@ -220,6 +230,8 @@ def create(
             if kind == "ready":
                 break
             if kind == "userns":
+                from . import userns
+
                 userns.write_mappings(init[0], spec)
                 sync.send(read_fd, {"type": "mapped"})
                 continue
@@ -230,6 +242,8 @@ def create(
                 continue
             if kind != "hooks":
                 raise InitFailed(f"unexpected message from init: {message}")
+            from . import hooks
+
             state = hooks.hook_state(
                 oci_version=OCI_VERSION,
                 container_id=container_id,

@@ -11,6 +11,7 @@ return into the caller's stack (create/exec wrap it in os._exit).
 from __future__ import annotations
 
 import errno
+import fcntl  # run() needs it after pivot_root, where it could no longer be imported
 import os
 from _collections_abc import Mapping  # collections.abc's home: collections itself costs 2 ms
 
@@ -18,7 +19,6 @@ from . import (
     apparmor,
     capabilities,
     devices,
-    hooks,
     lazylog,
     mounts,
     namespaces,
@@ -27,7 +27,6 @@ from . import (
     rootfs,
     scheduling,
     sync,
-    userns,
     users,
 )
 from .errors import InitFailed, OciError
@@ -178,8 +177,33 @@ class InitContext:
     extra_fds: tuple[int, ...] = ()
 
 
+def _uses_userns(spec: Spec) -> bool:
+    """userns.in_use, without importing userns for the specs that have none (`preload`)."""
+    return spec.namespace("user") is not None
+
+
+def preload(spec: Spec, *, console: bool) -> None:
+    """Import what this spec's optional steps need: the creator calls it before the fork.
+
+    Most steps run after pivot_root (or chroot), where this package and the standard library are
+    out of reach, so what they import must already be loaded; the modules that only some specs
+    need are imported here, for those specs alone (tests/unit/oci/test_cli_imports.py).
+    `console`: a terminal, over a console socket.
+    """
+    if console:
+        from . import console as _console  # noqa: F401 - with fcntl and struct
+    if _uses_userns(spec):
+        from . import userns  # noqa: F401 - early_steps
+    if spec.hooks:
+        from . import hooks  # noqa: F401
+    if spec.process.scheduler is not None:
+        import struct  # noqa: F401 - SchedAttr.pack
+
+
 def hook_state(ctx: InitContext, status: str) -> dict[str, object]:
     """The state the init's own hooks get: its pid as seen in its pid namespace (runc's)."""
+    from . import hooks  # preloaded
+
     return hooks.hook_state(
         oci_version=OCI_VERSION,
         container_id=ctx.container_id,
@@ -253,9 +277,9 @@ def container_steps(ctx: InitContext) -> list[Step]:
     # (cgroups/warmup.py), so the init joins its cgroup after the mounts, while that passes;
     # first only where it matters: a new cgroup namespace is rooted at the cgroup the init is in
     # when it unshares, and with a user namespace the join is done before it (early_steps).
-    late_join = not userns.in_use(spec) and not spec.new_namespace("cgroup")
+    late_join = not _uses_userns(spec) and not spec.new_namespace("cgroup")
     join_cgroup: Step = ("join cgroup", lambda: ctx.cgroup.add(0))
-    if not userns.in_use(spec):  # else done before the user namespace (userns.early_steps)
+    if not _uses_userns(spec):  # else done before the user namespace (userns.early_steps)
         if not late_join:
             steps.append(join_cgroup)
         steps.append(("join namespaces", lambda: namespaces.join(sys, ctx.join_fds)))
@@ -277,22 +301,25 @@ def container_steps(ctx: InitContext) -> list[Step]:
     ]
     if late_join:
         steps.append(join_cgroup)  # before any hook looks at the init
-    if hooks.has_any(spec.hooks, hooks.RUNTIME_CREATE):
-        steps.append(("createRuntime hooks", lambda: _runtime_hooks(ctx)))
-    if spec.hooks.get("createContainer"):
-        # in the container's namespaces, the old root still visible, cwd the rootfs (runc's)
-        steps.append(
-            (
-                "createContainer hooks",
-                lambda: hooks.run_hooks(
-                    spec.hooks,
-                    ("createContainer",),
-                    hook_state(ctx, "creating"),
-                    cwd=root,
-                    default_env=dict(e.partition("=")[::2] for e in spec.process.env),
-                ),
+    if spec.hooks:
+        from . import hooks  # preloaded
+
+        if hooks.has_any(spec.hooks, hooks.RUNTIME_CREATE):
+            steps.append(("createRuntime hooks", lambda: _runtime_hooks(ctx)))
+        if spec.hooks.get("createContainer"):
+            # in the container's namespaces, the old root still visible, cwd the rootfs (runc's)
+            steps.append(
+                (
+                    "createContainer hooks",
+                    lambda: hooks.run_hooks(
+                        spec.hooks,
+                        ("createContainer",),
+                        hook_state(ctx, "creating"),
+                        cwd=root,
+                        default_env=dict(e.partition("=")[::2] for e in spec.process.env),
+                    ),
+                )
             )
-        )
     if own_mounts:
         steps.append(("pivot_root", lambda: rootfs.pivot(sys, root)))
     else:
@@ -367,7 +394,9 @@ def run(ctx: InitContext) -> NoReturn:
     if profile is not None:
         # first of all: compiling imports modules from files that pivot_root leaves behind
         run_steps([("seccomp", lambda: prepare_seccomp(profile, prepared))])
-    if userns.in_use(ctx.spec):
+    if _uses_userns(ctx.spec):
+        from . import userns  # preloaded
+
         run_steps(userns.early_steps(ctx))
     run_steps(container_steps(ctx))
     run_steps(process_steps(ctx.sys, ctx.spec.process, prepared))
@@ -382,13 +411,13 @@ def run(ctx: InitContext) -> NoReturn:
         # with a terminal, the console step already made the pty slave fds 0-2
         stdio = (0, 1, 2) if ctx.console_socket is not None else ctx.stdio
         # keep `started` clear of the fds about to be installed at 0..2+len(extra_fds)
-        import fcntl
-
         moved = fcntl.fcntl(started, fcntl.F_DUPFD_CLOEXEC, 3 + len(ctx.extra_fds))
         os.close(started)
         started = moved
         process.install_stdio(stdio, ctx.extra_fds)
         if ctx.spec.hooks.get("startContainer"):
+            from . import hooks  # preloaded
+
             # as the container user, in the container, before the execve
             state = hook_state(ctx, "created")
             run_steps(

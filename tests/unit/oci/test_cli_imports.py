@@ -9,6 +9,7 @@ makes it several times slower. These tests run the launcher the front end runs
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -146,3 +147,57 @@ def test_launcher_imports_the_checkout() -> None:
         cwd="/",
     )
     assert out.stdout.startswith("cri-oci version")
+
+
+#: what create's init imports for some specs only, before the fork (init.preload)
+OPTIONAL = ("cri.oci.console", "cri.oci.hooks", "cri.oci.userns", "struct")
+
+# Imports create as the CLI does, then runs init.preload for one spec; reports what is loaded.
+_PRELOAD_PROBE = """
+import json, os, sys
+sys.path.insert(0, REPO)
+from cri.oci import create as _, init, spec
+loaded = set(sys.modules)
+init.preload(spec.parse_spec(json.loads(RAW), BUNDLE), console=CONSOLE)
+os.write(1, json.dumps([sorted(loaded), sorted(set(sys.modules) - loaded)]).encode())
+"""
+
+_BASE_SPEC: dict[str, object] = {
+    "ociVersion": "1.0.2",
+    "root": {"path": "rootfs"},
+    "process": {"args": ["sh"], "cwd": "/", "env": ["PATH=/bin"]},
+    "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]},
+}
+
+
+def _preloaded(tmp_path: Path, raw: dict[str, object], console: bool) -> tuple[set[str], set[str]]:
+    """(modules loaded by importing create, modules preload adds for `raw`), in a fresh
+    interpreter started as the front end starts it (-SE)."""
+    (tmp_path / "rootfs").mkdir(exist_ok=True)
+    probe = (
+        _PRELOAD_PROBE.replace("REPO", repr(str(REPO)))
+        .replace("RAW", repr(json.dumps(raw)))
+        .replace("BUNDLE", repr(str(tmp_path)))
+        .replace("CONSOLE", repr(console))
+    )
+    out = subprocess.run(
+        [sys.executable, "-SE", "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    before, added = json.loads(out)
+    return set(before), set(added)
+
+
+def test_create_imports_optional_modules_for_the_specs_that_need_them(tmp_path: Path) -> None:
+    before, added = _preloaded(tmp_path, _BASE_SPEC, console=False)
+    assert "fcntl" in before  # every init needs it after pivot_root
+    assert sorted(set(OPTIONAL) & (before | added)) == []
+
+    raw = json.loads(json.dumps(_BASE_SPEC))
+    raw["process"]["terminal"] = True
+    raw["process"]["scheduler"] = {"policy": "SCHED_BATCH"}
+    raw["hooks"] = {"startContainer": [{"path": "/bin/true"}]}
+    raw["linux"]["namespaces"].append({"type": "user"})
+    raw["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    raw["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    _, added = _preloaded(tmp_path, raw, console=True)
+    assert set(OPTIONAL) <= added
