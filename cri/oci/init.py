@@ -196,6 +196,11 @@ def preload(spec: Spec, *, console: bool) -> None:
         from . import userns  # noqa: F401 - early_steps
     if spec.hooks:
         from . import hooks  # noqa: F401
+
+        if spec.hooks.get("startContainer"):
+            # run after pivot_root: what run_hook imports (and its timeout path) must be loaded
+            import contextlib  # noqa: F401
+            import subprocess  # noqa: F401
     if spec.process.scheduler is not None:
         import struct  # noqa: F401 - SchedAttr.pack
 

@@ -92,14 +92,21 @@ def _runtime_hooks(spec: dict[str, Any]) -> None:
     spec["hooks"] = {"createRuntime": [hook], "createContainer": [hook]}
 
 
+def _start_container_hook(spec: dict[str, Any]) -> None:
+    """Alone: the only hooks the init runs after pivot_root."""
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "echo hooked > /dev/shm/mark"]}
+    spec["hooks"] = {"startContainer": [hook]}
+
+
 @pytest.mark.parametrize(
     ("edit", "script", "expected"),
     [
         (_user_namespace, "read a b c < /proc/self/uid_map; echo $a $b", "0 100000\n"),
         (_scheduler, "cut -d' ' -f19 /proc/$$/stat", "7\n"),
         (_runtime_hooks, "echo ran", "ran\n"),
+        (_start_container_hook, "cat /dev/shm/mark", "hooked\n"),
     ],
-    ids=["user namespace", "scheduler", "hooks"],
+    ids=["user namespace", "scheduler", "hooks", "startContainer hook"],
 )
 def test_create_through_the_cli(
     base_spec: dict[str, Any],
