@@ -53,7 +53,9 @@ def _front(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def no_python_front(tmp_path: Path) -> list[str]:
     """A front end that cannot hand anything over: no interpreter where it looks, none on PATH.
     What it still does, it does without Python."""
-    binary = compile_front(tmp_path / "pkg" / "cri" / "oci" / "front" / "cri-oci", "/nonexistent")
+    binary = compile_front(
+        tmp_path / "pkg" / "cri" / "oci" / "front" / "cri-oci", "/nonexistent", strict=True
+    )
     return [str(binary)]
 
 
