@@ -17,6 +17,13 @@ def module_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def oci_cli_argv(*args: str) -> list[str]:
+    """The executor's Python CLI as the compiled front end runs it (`-SE launcher.py`): no
+    `site` scan and no runpy, 3 to 5 ms less than `-m cri.oci` for each ExecSync (probes). The
+    launcher finds this package from its own path; the CLI needs nothing else."""
+    return [sys.executable, "-SE", str(Path(_PACKAGE_PARENT, "cri", "oci", "launcher.py")), *args]
+
+
 def helper_env() -> dict[str, str]:
     env = dict(os.environ)
     path = env.get("PYTHONPATH", "")

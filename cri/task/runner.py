@@ -23,7 +23,7 @@ from cri.config import RuntimeHandler
 from cri.errors import DeadlineExceeded, Internal
 from cri.shim import client as shim
 from cri.shim.errors import ShimError
-from cri.subprocesses import helper_env, module_argv
+from cri.subprocesses import helper_env, oci_cli_argv
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class TaskRunner:
     def _cli(self, *args: str) -> list[str]:
         if self.handler.binary:
             return [self.handler.binary, "--root", str(self.oci_root), *args]
-        return module_argv("cri.oci", "--root", str(self.oci_root), *args)
+        return oci_cli_argv("--root", str(self.oci_root), *args)
 
     def _run_cli(self, *args: str, timeout: float = 30.0) -> None:
         result = subprocess.run(self._cli(*args), capture_output=True, text=True,
