@@ -13,8 +13,11 @@ from pathlib import Path
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
 
 
-def module_argv(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
+def module_argv(module: str, *args: str, site: bool = True) -> list[str]:
+    """`python -m module args`. site=False: without `site` (its scan of site-packages costs
+    about 8 ms here), for helpers that need nothing but the standard library and this package,
+    which helper_env's PYTHONPATH names."""
+    return [sys.executable, *([] if site else ["-S"]), "-m", module, *args]
 
 
 def oci_cli_argv(*args: str) -> list[str]:

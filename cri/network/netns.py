@@ -17,7 +17,7 @@ def create_netns(path: Path) -> None:
     """Create a new network namespace, pinned at `path`, with its loopback up."""
     path.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        module_argv("cri.network.pin", str(path)),
+        module_argv("cri.network.pin", str(path), site=False),
         capture_output=True,
         text=True,
         timeout=30,

@@ -77,6 +77,7 @@ def shim_argv(
         "--oci-root", str(oci_root),
         "--state-dir", str(state_dir),
         "--sync-fd", str(sync_fd),
+        site=False,  # one per container: the standard library is all it needs
     )  # fmt: skip
     if log_path is not None:
         argv += ["--log-path", str(log_path)]
