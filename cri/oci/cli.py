@@ -302,9 +302,7 @@ def _dispatch(command: str, rest: list[str], root: str) -> int:
         print(json.dumps(features(), indent=4))
         return 0
     if command == "exec":
-        from pathlib import Path
-
-        return _exec(rest, Path(root))
+        return _exec(rest, root)
     raise UsageError(f"unknown command {command!r}")
 
 
@@ -381,12 +379,11 @@ def _update(rest: list[str], root: Path) -> int:
     return 0
 
 
-def _exec(rest: list[str], root: Path) -> int:
-    import json
-    from pathlib import Path
-
+def _exec(rest: list[str], root: str) -> int:
+    # NOTE: a kubelet exec probe's hot path: no json or pathlib (see the module's NOTE)
     from .exec import exec_process
-    from .state import load
+    from .jsonio import loads
+    from .statefile import load
 
     a = parse(
         rest,
@@ -412,14 +409,14 @@ def _exec(rest: list[str], root: Path) -> int:
     process_file = a.values.get("process") or a.values.get("p")
     if process_file:
         with open(process_file) as f:
-            proc: dict[str, Any] = json.load(f)
+            proc: dict[str, Any] = loads(f.read())
     else:
         # runc: without --process, start from the container's own process, with ARGS instead.
         if not args:
             raise UsageError("exec needs ARGS or --process")
         record = load(root, cid)
         with open(os.path.join(record.bundle, "config.json")) as f:
-            proc = dict(json.load(f).get("process") or {})
+            proc = dict(loads(f.read()).get("process") or {})
         proc["args"] = args
         proc["terminal"] = bool({"tty", "t"} & a.flags)
         env = list(proc.get("env") or []) + a.lists.get("env", []) + a.lists.get("e", [])
@@ -447,9 +444,7 @@ def _exec(rest: list[str], root: Path) -> int:
     if proc.get("terminal") and not detach and not console:
         from .tty_proxy import exec_with_terminal
 
-        return exec_with_terminal(
-            root, cid, proc, pid_file=Path(pid_file) if pid_file else None, preserve_fds=preserve
-        )
+        return exec_with_terminal(root, cid, proc, pid_file=pid_file or None, preserve_fds=preserve)
     if console and not detach:
         from .console import NO_TTY
         from .errors import OciError
@@ -463,8 +458,8 @@ def _exec(rest: list[str], root: Path) -> int:
         stdout=1,
         stderr=2,
         detach=detach,
-        pid_file=Path(pid_file) if pid_file else None,
-        console_socket=Path(console) if console else None,
+        pid_file=pid_file or None,
+        console_socket=console or None,
         preserve_fds=preserve,
     )
     return 0 if detach else code

@@ -11,16 +11,10 @@ kills it. `preserve_fds` become fds 3, 4, ... of the process. The caller must be
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import os
-import signal
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from _collections_abc import Mapping  # collections.abc's home: collections itself costs 2 ms
 
-from . import cgroups, fds, namespaces, process, sync
+from . import cgroups, fds, lazylog, namespaces, process, sync
 from .errors import InvalidState
 from .init import (
     PreparedProcess,
@@ -31,15 +25,27 @@ from .init import (
     run_steps,
     seccomp_profile,
 )
+from .jsonio import loads
 from .records import replace
+from .signals import SIGKILL
 from .spec import parse_process
-from .state import Status, load, status_of
+from .statefile import CREATED, RUNNING, load, status_name
 from .syscalls import PR_SET_PDEATHSIG, RealSyscalls, Syscalls
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .init import Step
+    from collections.abc import Sequence
+    from typing import Any
 
-log = logging.getLogger(__name__)
+    from .init import Step
+    from .spec import Process
+    from .statefile import StrPath
+
+# NOTE: `exec` is a kubelet probe's hot path: like start and kill, it imports no pathlib, json,
+# logging, typing, enum or contextlib (tests/unit/oci/test_cli_imports.py). Whatever the child
+# needs must be loaded before the fork too: it runs in the container's mount namespace (`preload`).
+
+log = lazylog.getLogger(__name__)
 
 
 def exit_code(status: int) -> int:
@@ -49,7 +55,7 @@ def exit_code(status: int) -> int:
 
 
 def exec_process(
-    root: Path,
+    root: StrPath,
     container_id: str,
     process_spec: Mapping[str, Any],
     *,
@@ -57,19 +63,19 @@ def exec_process(
     stdout: int | None,
     stderr: int | None,
     detach: bool = False,
-    pid_file: Path | None = None,
-    console_socket: Path | None = None,
+    pid_file: StrPath | None = None,
+    console_socket: StrPath | None = None,
     preserve_fds: Sequence[int] = (),
     sys: Syscalls | None = None,
 ) -> int:
     sys = sys or RealSyscalls()
     record = load(root, container_id)
-    status = status_of(root, record)
-    if status not in (Status.CREATED, Status.RUNNING):
-        raise InvalidState(f"cannot exec in container {container_id!r} that is {status.value}")
+    status = status_name(root, record)
+    if status not in (CREATED, RUNNING):
+        raise InvalidState(f"cannot exec in container {container_id!r} that is {status}")
     proc = parse_process(process_spec)
     prepared = PreparedProcess()
-    config = _container_config(Path(record.bundle))
+    config = _container_config(record.bundle)
     if proc.apparmor_profile is None and _container_apparmor(config):
         # runc: an exec'd process without a profile of its own gets the container's
         proc = replace(proc, apparmor_profile=_container_apparmor(config))
@@ -77,10 +83,12 @@ def exec_process(
     if profile is not None:
         # here, not in the child: its imports would come from the container's filesystem
         prepare_seccomp(profile, prepared)
-    from .console import check_request
+    if proc.terminal or console_socket is not None:
+        from .console import check_request
 
-    check_request(proc.terminal, console_socket)
+        check_request(proc.terminal, console_socket)
     fds.check(preserve_fds)
+    preload(proc)
     console_fd: int | None = None
     if console_socket is not None:
         from .console import connect
@@ -125,28 +133,39 @@ def exec_process(
                 os.close(console_fd)
         message = sync.receive(read_fd, 60.0)
         if message is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            try:  # noqa: SIM105 - contextlib costs 3 ms to import
+                os.kill(pid, SIGKILL)
+            except ProcessLookupError:
+                pass
             os.waitpid(pid, 0)
             sync.raise_error(message)
     finally:
         os.close(read_fd)
     log.info("exec in %s pid %d", container_id, pid, extra={"container_id": container_id})
     if pid_file is not None:
-        pid_file.write_text(str(pid))
+        with open(pid_file, "w") as f:
+            f.write(str(pid))
     if detach:
         return pid
     _, wstatus = os.waitpid(pid, 0)
     return exit_code(wstatus)
 
 
-def _container_config(bundle: Path) -> Mapping[str, Any]:
+def preload(proc: Process) -> None:
+    """Import what this process's optional steps need, before the fork (init.preload's rule; the
+    console module, for a terminal, is loaded by `connect`)."""
+    if proc.scheduler is not None:
+        import struct  # noqa: F401 - SchedAttr.pack
+
+
+def _container_config(bundle: str) -> Mapping[str, Any]:
     """The container's config.json: runc confines exec'd processes with its seccomp profile and
     AppArmor profile too. Read from the bundle (the record keeps no spec); a container whose
     config cannot be read is refused rather than entered unconfined."""
-    path = bundle / "config.json"
+    path = os.path.join(bundle, "config.json")
     try:
-        raw = json.loads(path.read_text())
+        with open(path) as f:
+            raw = loads(f.read())
     except (OSError, ValueError) as e:
         raise InvalidState(f"cannot read {path} for the container's seccomp profile: {e}") from None
     return raw if isinstance(raw, Mapping) else {}
@@ -170,7 +189,7 @@ def _child(
     sys: Syscalls,
     manager: cgroups.CgroupManager,
     join_fds: list[tuple[str, int]],
-    proc: Any,
+    proc: Process,
     stdio: tuple[int, ...],
     write_fd: int,
     read_fd: int,
@@ -182,7 +201,7 @@ def _child(
     code = 1
     try:
         os.close(read_fd)
-        sys.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        sys.prctl(PR_SET_PDEATHSIG, SIGKILL)
         steps: list[Step] = [
             ("join cgroup", lambda: manager.add(0)),
             ("join namespaces", lambda: namespaces.join(sys, join_fds)),
@@ -212,7 +231,9 @@ def _child(
         # write_fd is O_CLOEXEC: a successful exec closes it and the parent reads EOF.
         process.execute(prepared.path, proc.args, prepared.env)
     except BaseException as e:  # noqa: BLE001
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105
             sync.send_error(write_fd, e)
+        except OSError:
+            pass
     finally:
         os._exit(code)

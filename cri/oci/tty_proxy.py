@@ -22,15 +22,19 @@ from .console import get_size, receive_master, set_size
 from .errors import OciError
 from .exec import exec_process, exit_code
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .statefile import StrPath
+
 ACCEPT_TIMEOUT = 30.0
 
 
 def exec_with_terminal(
-    root: Path,
+    root: StrPath,
     container_id: str,
     process: Mapping[str, Any],
     *,
-    pid_file: Path | None = None,
+    pid_file: StrPath | None = None,
     preserve_fds: Sequence[int] = (),
 ) -> int:
     proc = dict(process)

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,6 +137,33 @@ def test_lifecycle_commands_import_nothing_heavy(
                 leftover.unlink()  # freezer.state, by kill --all: delete then removes the cgroup
     assert init.wait(timeout=10) == -9  # delete --force killed it
     assert not (root / "c1").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="exec sets its identity (setgroups): needs root")
+def test_exec_imports_nothing_heavy(
+    fake_container: tuple[Path, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """exec (a kubelet exec probe's path) into the running fake container, whose namespaces are
+    ours: every form the daemon and containerd use, each checked to have run."""
+    root, _ = fake_container
+    process = {"args": ["sh", "-c", "echo ran >> out"], "cwd": str(tmp_path), "env": ["A=1"]}
+    (tmp_path / "config.json").write_text(json.dumps({"process": process}))
+    (tmp_path / "process.json").write_text(json.dumps(process))
+    loaded_modules("--root", str(root), "start", "c1")
+    pid_file = tmp_path / "exec.pid"
+    for args in (
+        ("exec", "c1", "sh", "-c", "echo ran >> out"),
+        ("exec", "--process", str(tmp_path / "process.json"), "c1"),
+        ("exec", "--detach", "--pid-file", str(pid_file), "c1", "sh", "-c", "echo ran >> out"),
+        ("exec", "-d", "--process", str(tmp_path / "process.json"), "c1"),
+    ):
+        heavy = sorted(set(HEAVY) & loaded_modules("--root", str(root), *args))
+        assert heavy == [], f"cri-oci {' '.join(args)} imports {heavy}"
+    assert pid_file.read_text().isdigit()
+    deadline = time.monotonic() + 10
+    while (tmp_path / "out").read_text().count("ran") < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the detached ones may still be running
+    assert (tmp_path / "out").read_text() == "ran\n" * 4
 
 
 def test_launcher_imports_the_checkout() -> None:
