@@ -26,13 +26,15 @@ from .syscalls import Syscalls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
+    import socket as _socket
 
     from .statefile import StrPath
+else:
+    import _socket  # what `socket` wraps, without its enums and selectors (3 to 5 ms)
 
-# NOTE: `socket` (enum, selectors: 5 ms) is imported by the functions that use it. The init's
-# send_master runs after pivot_root, where the host's standard library is out of reach: it finds
-# the module already loaded because connect() ran in the creator before the fork.
+# NOTE: the container process's send_master runs after pivot_root (the init) or setns (exec),
+# where the host's standard library is out of reach: `_socket` and `struct` are loaded with this
+# module, which the creator imports before the fork.
 
 # ioctls (asm-generic/ioctls.h, the same on x86_64 and aarch64)
 TIOCSCTTY = 0x540E
@@ -59,9 +61,7 @@ def check_request(terminal: bool, console_socket: StrPath | None) -> None:
 
 def connect(path: StrPath) -> int:
     """Connect to the console socket (in the caller, before fork); an O_CLOEXEC fd."""
-    import socket
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.connect(os.fspath(path))
     except OSError as e:
@@ -124,20 +124,24 @@ def mount_console(sys: Syscalls, slave_path: str, dev: str = "/dev") -> None:
 
 def send_master(sock_fd: int, master: int) -> None:
     """One message, payload MASTER_NAME, the master fd as SCM_RIGHTS; closes sock_fd."""
-    import socket  # loaded by connect() before the fork (see above)
-
-    sock = socket.socket(fileno=sock_fd)
+    sock = _socket.socket(fileno=sock_fd)
     try:
-        socket.send_fds(sock, [MASTER_NAME.encode()], [master])
+        # socket.send_fds(sock, [MASTER_NAME.encode()], [master])
+        rights = (_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", master))
+        sock.sendmsg([MASTER_NAME.encode()], [rights])
     finally:
         sock.close()
 
 
-def receive_master(sock: socket.socket) -> tuple[int, str]:
+def receive_master(sock: _socket.socket) -> tuple[int, str]:
     """The receiving side (tests, and the shim when it owns the socket): (master fd, payload)."""
-    import socket
-
-    msg, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+    # socket.recv_fds(sock, 4096, 1): room for one fd (the kernel drops any more)
+    msg, ancdata, _, _ = sock.recvmsg(4096, _socket.CMSG_LEN(4))
+    fds = [
+        struct.unpack("i", data[:4])[0]
+        for level, kind, data in ancdata
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4
+    ]
     if not fds:
         raise OciError("console socket: no file descriptor in the message")
     return fds[0], msg.decode(errors="replace")
