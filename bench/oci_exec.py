@@ -10,9 +10,7 @@ they are installed and can run here. The container is Debian's static busybox ru
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.oci_lifecycle import in_tree_command, make_bundle
+from bench.oci_lifecycle import make_bundle, parse_arguments, print_ratios
 
 
 def sleeping_bundle(base: Path, name: str) -> Path:
@@ -50,20 +48,7 @@ def one_exec(command: list[str], root: Path, cid: str) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--runtime", action="append", default=[],
-                        help="NAME=COMMAND (repeatable); default: cri-oci, runc, crun")
-    args = parser.parse_args()
-    runtimes: dict[str, list[str]] = {}
-    for item in args.runtime:
-        name, _, command = item.partition("=")
-        runtimes[name] = command.split()
-    if not runtimes:
-        runtimes["cri-oci"] = in_tree_command()
-        for name in ("runc", "crun"):
-            if shutil.which(name):
-                runtimes[name] = [shutil.which(name) or name]
+    runs_wanted, runtimes = parse_arguments(__doc__ or "")
     with tempfile.TemporaryDirectory(prefix="cri-bench-exec-") as tmp:
         running: dict[str, Path] = {}
         cid = "bench-exec"
@@ -78,7 +63,7 @@ def main() -> int:
                     continue
                 running[name] = root
             times: dict[str, list[float]] = {name: [] for name in running}
-            for _ in range(args.runs):
+            for _ in range(runs_wanted):
                 for name, root in running.items():
                     times[name].append(one_exec(runtimes[name], root, cid))
         finally:
@@ -89,10 +74,7 @@ def main() -> int:
     for name, samples in times.items():
         print(f"{name:10s} exec median {medians[name]:6.1f} ms   "
               f"min {min(samples) * 1000:6.1f}   max {max(samples) * 1000:6.1f}")
-    if "cri-oci" in medians:
-        for name, median in medians.items():
-            if name != "cri-oci":
-                print(f"cri-oci / {name}: {medians['cri-oci'] / median:.2f}")
+    print_ratios(medians)
     return 0
 
 

@@ -124,8 +124,10 @@ def memory_run(command: list[str], root: Path, bundle: Path, n: int) -> dict[str
     return result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_arguments(doc: str) -> tuple[int, dict[str, list[str]]]:
+    """--runs and --runtime NAME=COMMAND (default: cri-oci, and runc and crun where installed),
+    as every bench here takes them."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--runtime", action="append", default=[],
                         help="NAME=COMMAND (repeatable); default: cri-oci, runc, crun")
@@ -137,8 +139,21 @@ def main() -> int:
     if not runtimes:
         runtimes["cri-oci"] = in_tree_command()
         for name in ("runc", "crun"):
-            if shutil.which(name):
-                runtimes[name] = [shutil.which(name) or name]
+            found = shutil.which(name)
+            if found:
+                runtimes[name] = [found]
+    return args.runs, runtimes
+
+
+def print_ratios(medians: dict[str, float]) -> None:
+    if "cri-oci" in medians:
+        for name, median in medians.items():
+            if name != "cri-oci":
+                print(f"cri-oci / {name}: {medians['cri-oci'] / median:.2f}")
+
+
+def main() -> int:
+    runs_wanted, runtimes = parse_arguments(__doc__ or "")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     results: dict[str, float] = {}
@@ -157,7 +172,7 @@ def main() -> int:
         # Interleaved, run by run: a burst of noise on the host then costs every runtime alike,
         # and only the ratios are meant to be compared.
         runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in roots}
-        for i in range(args.runs):
+        for i in range(runs_wanted):
             for name, root in roots.items():
                 runs[name].append(one_run(runtimes[name], root, bundle, i))
         for name, samples in runs.items():
@@ -172,10 +187,7 @@ def main() -> int:
             if os.access("/usr/bin/time", os.X_OK):
                 memory[name] = [memory_run(runtimes[name], roots[name], bundle, i)
                                 for i in range(3)]
-    if "cri-oci" in results:
-        for name, median in results.items():
-            if name != "cri-oci":
-                print(f"cri-oci / {name}: {results['cri-oci'] / median:.2f}")
+    print_ratios(results)
     for name, measured in memory.items():
         mib = {key: statistics.median(r[key] for r in measured) / 1024 for key in measured[0]}
         print(f"{name:10s} peak RSS MiB: create {mib['create']:.1f}, start {mib['start']:.1f}, "
