@@ -190,6 +190,19 @@ def ours_cli() -> list[str]:
     return [str(BINARY)]
 
 
+def exec_output(root: Path, cid: str, process: dict[str, Any], **kw: Any) -> tuple[int, str]:
+    """oci.exec_process with stdout and stderr on one pipe: (exit code, what it wrote)."""
+    from cri import oci
+
+    r, w = os.pipe()
+    try:
+        code = oci.exec_process(root, cid, process, stdin=None, stdout=w, stderr=w, **kw)
+    finally:
+        os.close(w)
+    with os.fdopen(r) as f:
+        return code, f.read()
+
+
 def set_cgroups_path(spec: dict[str, Any], cid: str) -> None:
     spec["linux"]["cgroupsPath"] = f"/cri-test-oci/{cid}"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_root, runc, runc_create, set_cgroups_path
+from conftest import needs_root, ours_cli, runc, runc_create, set_cgroups_path
 
 from cri import oci
 from tests.support.leaks import child_pids
@@ -239,7 +239,6 @@ def test_poststart_and_poststop_failures_are_logged_not_fatal(
 
 def test_cli_create_runs_hooks(make_bundle: Callable[..., Path], tmp_path: Path, cid: str) -> None:
     """The CLI path too (containerd/CRI-O call `create` as a program)."""
-    import sys
 
     out = tmp_path / "created"
 
@@ -250,25 +249,13 @@ def test_cli_create_runs_hooks(make_bundle: Callable[..., Path], tmp_path: Path,
         }
 
     bundle = make_bundle(["true"], edit)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
     root = tmp_path / "ours"
     try:
         p = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cri.oci",
-                "--root",
-                str(root),
-                "create",
-                "--bundle",
-                str(bundle),
-                cid,
-            ],
+            [*ours_cli(), "--root", str(root), "create", "--bundle", str(bundle), cid],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,  # a pipe would stay open in the container
-            env=env,
             timeout=60,
         )
         assert p.returncode == 0
@@ -286,7 +273,6 @@ def test_init_dies_with_its_creator_during_set_up(
     """The init is a session leader (no longer in its creator's process group): until it is
     ready it must still die with the creator, e.g. a shim killed while a hook hangs."""
     import signal
-    import sys
     import time
 
     started = tmp_path / "hook-started"
@@ -300,25 +286,13 @@ def test_init_dies_with_its_creator_during_set_up(
         }
 
     bundle = make_bundle(["true"], edit)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]))
     root = tmp_path / "ours"
     procs = Path(f"/sys/fs/cgroup/pids/cri-test-oci/{cid}/cgroup.procs")
     creator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cri.oci",
-            "--root",
-            str(root),
-            "create",
-            "--bundle",
-            str(bundle),
-            cid,
-        ],
+        [*ours_cli(), "--root", str(root), "create", "--bundle", str(bundle), cid],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=env,
     )
     try:
         for _ in range(400):

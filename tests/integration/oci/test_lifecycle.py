@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_root, ours_cli, set_cgroups_path
+from conftest import exec_output, needs_root, ours_cli, set_cgroups_path
 
 from cri import oci
 from tests.support.leaks import child_pids
@@ -156,21 +156,7 @@ def test_state_transitions_and_list(running: tuple[str, int]) -> None:
 
 
 def _exec(cid: str, args: list[str], **kw: Any) -> tuple[int, str]:
-    r, w = os.pipe()
-    try:
-        code = oci.exec_process(
-            STATE_ROOT,
-            cid,
-            {"args": args, "cwd": "/", "env": ["PATH=/bin"]},
-            stdin=None,
-            stdout=w,
-            stderr=w,
-            **kw,
-        )
-    finally:
-        os.close(w)
-    with os.fdopen(r) as f:
-        return code, f.read()
+    return exec_output(STATE_ROOT, cid, {"args": args, "cwd": "/", "env": ["PATH=/bin"]}, **kw)
 
 
 def test_exec_joins_namespaces(running: tuple[str, int]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_root, run_ours, run_runc, set_cgroups_path
+from conftest import exec_output, needs_root, run_ours, run_runc, set_cgroups_path
 
 from cri import oci
 
@@ -82,20 +82,10 @@ def test_without_a_mount_namespace_the_container_shares_ours(
         assert Path(f"/proc/{pid}/ns/mnt").readlink() == Path("/proc/self/ns/mnt").readlink()
         assert Path(f"/proc/{pid}/root").readlink() == Path(rootfs)
         assert f" {rootfs}/proc " in Path("/proc/self/mountinfo").read_text()
-        r, w = os.pipe()
-        try:
-            code = oci.exec_process(
-                oci_root,
-                cid,
-                {"args": ["sh", "-c", "ls /; readlink /proc/self/ns/mnt"], "cwd": "/"},
-                stdin=None,
-                stdout=w,
-                stderr=w,
-            )
-        finally:
-            os.close(w)
-        with os.fdopen(r) as f:
-            out = f.read().split()
+        code, text = exec_output(
+            oci_root, cid, {"args": ["sh", "-c", "ls /; readlink /proc/self/ns/mnt"], "cwd": "/"}
+        )
+        out = text.split()
         assert code == 0, out
         assert out[:-1] == sorted(os.listdir(rootfs))
         assert out[-1] == str(Path("/proc/self/ns/mnt").readlink())
@@ -190,20 +180,12 @@ def test_user_namespace_init_exec_and_ownership(
         assert user != Path("/proc/self/ns/user").readlink()
         for ns in ("pid", "net", "ipc", "uts", "mnt"):
             assert _owner(pid, ns) == str(user), ns
-        r, w = os.pipe()
-        try:
-            code = oci.exec_process(
-                oci_root,
-                cid,
-                {"args": ["sh", "-c", "id -u; readlink /proc/self/ns/user; echo $$"], "cwd": "/"},
-                stdin=None,
-                stdout=w,
-                stderr=w,
-            )
-        finally:
-            os.close(w)
-        with os.fdopen(r) as f:
-            out = f.read().split()
+        code, text = exec_output(
+            oci_root,
+            cid,
+            {"args": ["sh", "-c", "id -u; readlink /proc/self/ns/user; echo $$"], "cwd": "/"},
+        )
+        out = text.split()
         assert code == 0 and out[:2] == ["0", str(user)], out
     finally:
         oci.delete(oci_root, cid, force=True)
