@@ -42,6 +42,15 @@ def container_config(api: Any, image: str, command: list[str], name: str = "app"
     )
 
 
+def run_container(cri: CriClient, pod: Any, ctr: Any) -> str:
+    """CreateContainer then StartContainer in the test pod; the container's id."""
+    sandbox_id, config = pod
+    container_id: str = cri.runtime.CreateContainer(cri.api.CreateContainerRequest(
+        pod_sandbox_id=sandbox_id, sandbox_config=config, config=ctr)).container_id
+    cri.runtime.StartContainer(cri.api.StartContainerRequest(container_id=container_id))
+    return container_id
+
+
 def code_of(call: Any) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as info:
         call()
@@ -337,13 +346,8 @@ def test_unimplemented_rpcs_say_so(cri: CriClient) -> None:
 
 def test_reopen_log_after_rotation(cri: CriClient, image: str, pod: Any, tmp_path: Path) -> None:
     api = cri.api
-    sandbox_id, config = pod
-    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
-        pod_sandbox_id=sandbox_id, sandbox_config=config,
-        config=container_config(api, image, ["sh", "-c", "while true; do echo tick; sleep 0.1; "
-                                             "done"], name="ticker"),
-    )).container_id
-    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    ticker = ["sh", "-c", "while true; do echo tick; sleep 0.1; done"]
+    container_id = run_container(cri, pod, container_config(api, image, ticker, name="ticker"))
     log = tmp_path / "ticker.log"
     time.sleep(0.3)
     log.rename(tmp_path / "ticker.log.1")
@@ -358,12 +362,8 @@ def test_reopen_log_after_rotation(cri: CriClient, image: str, pod: Any, tmp_pat
 def test_removing_an_image_keeps_layers_of_running_containers(
         cri: CriClient, image: str, pod: Any) -> None:
     api = cri.api
-    sandbox_id, config = pod
-    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
-        pod_sandbox_id=sandbox_id, sandbox_config=config,
-        config=container_config(api, image, ["sleep", "1000"], name="keeper"),
-    )).container_id
-    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    container_id = run_container(
+        cri, pod, container_config(api, image, ["sleep", "1000"], name="keeper"))
     cri.images.RemoveImage(api.RemoveImageRequest(image=api.ImageSpec(image=image)))
     # A second removal runs the layer collection again, now with the image record gone.
     cri.images.RemoveImage(api.RemoveImageRequest(image=api.ImageSpec(image=image)))
@@ -376,27 +376,21 @@ def test_removing_an_image_keeps_layers_of_running_containers(
 
 def test_oom_killed_container_says_so(cri: CriClient, image: str, pod: Any) -> None:
     api = cri.api
-    sandbox_id, config = pod
     ctr = container_config(api, image, ["sh", "-c", "x=y; while true; do x=$x$x; done"],
                            name="hog")
     ctr.linux.resources.memory_limit_in_bytes = 16 * 1024 * 1024
-    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
-        pod_sandbox_id=sandbox_id, sandbox_config=config, config=ctr)).container_id
-    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    container_id = run_container(cri, pod, ctr)
     status = wait_for_state(cri, container_id, api.CONTAINER_EXITED, timeout=30)
     assert (status.exit_code, status.reason) == (137, "OOMKilled")
 
 
 def test_container_with_a_terminal(cri: CriClient, image: str, pod: Any, tmp_path: Path) -> None:
     api = cri.api
-    sandbox_id, config = pod
     ctr = container_config(api, image, ["sh", "-c", "tty; echo in-a-tty; sleep 1000"],
                            name="console")
     ctr.tty = True
     ctr.stdin = True
-    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
-        pod_sandbox_id=sandbox_id, sandbox_config=config, config=ctr)).container_id
-    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    container_id = run_container(cri, pod, ctr)
     log = tmp_path / "console.log"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and "in-a-tty" not in (
@@ -414,12 +408,8 @@ def test_container_with_a_terminal(cri: CriClient, image: str, pod: Any, tmp_pat
 
 def test_update_container_resources(cri: CriClient, image: str, pod: Any) -> None:
     api = cri.api
-    sandbox_id, config = pod
-    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
-        pod_sandbox_id=sandbox_id, sandbox_config=config,
-        config=container_config(api, image, ["sleep", "1000"], name="resized"),
-    )).container_id
-    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    container_id = run_container(
+        cri, pod, container_config(api, image, ["sleep", "1000"], name="resized"))
     cri.runtime.UpdateContainerResources(api.UpdateContainerResourcesRequest(
         container_id=container_id,
         linux=api.LinuxContainerResources(memory_limit_in_bytes=48 << 20, cpu_shares=300)))
