@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from cri.oci.statefile import Record, proc_stat, save
+from tests.support.oci_records import save_live_record
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -100,19 +100,14 @@ def fake_container(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[byte
     init = subprocess.Popen(
         ["sh", "-c", f"printf 0 > {fifo}; exec sleep 60"], stdin=subprocess.DEVNULL
     )
-    st = proc_stat(init.pid)
-    assert st is not None
-    record = Record(
-        id="c1",
-        pid=init.pid,
-        pid_start=st[1],
+    save_live_record(
+        root,
+        init.pid,
         bundle=str(tmp_path),
         rootfs=str(tmp_path / "rootfs"),
-        created="2024-01-01T00:00:00Z",
         cgroup_version=1,
         cgroup_paths={"freezer": str(cgroup), "pids": str(cgroup)},
     )
-    save(root, record)
     try:
         yield root, init
     finally:

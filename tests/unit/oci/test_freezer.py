@@ -4,7 +4,6 @@ paused status and pause/resume/kill derived from them."""
 from __future__ import annotations
 
 import importlib
-import os
 import signal
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from cri import oci
 from cri.oci.cgroups import freezer
 from cri.oci.cgroups.v1 import V1Manager
 from cri.oci.cgroups.v2 import V2Manager
-from cri.oci.state import Record, proc_stat, save
+from cri.oci.state import Record
+from tests.support.oci_records import save_live_record
 
 # NOTE: `cri.oci.kill` is the function; the module is reached through sys.modules.
 KILL = importlib.import_module("cri.oci.kill")
@@ -129,21 +129,7 @@ def test_v2_without_freezer(tmp_path: Path) -> None:
 
 def _record(root: Path, paths: dict[str, str], version: int = 1) -> Record:
     """A record whose "init" is this test process (alive, with its real start time)."""
-    st = proc_stat(os.getpid())
-    assert st is not None
-    record = Record(
-        id="c1",
-        pid=os.getpid(),
-        pid_start=st[1],
-        bundle="/b",
-        rootfs="/b/rootfs",
-        created="2024-01-01T00:00:00Z",
-        cgroup_version=version,
-        cgroup_paths=paths,
-    )
-    (root / "c1").mkdir(parents=True)
-    save(root, record)
-    return record
+    return save_live_record(root, cgroup_version=version, cgroup_paths=paths)
 
 
 def test_pause_resume_and_status_on_a_fake_tree(tmp_path: Path) -> None:

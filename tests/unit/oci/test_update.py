@@ -12,8 +12,8 @@ from cri import oci
 from cri.oci.cgroups.v1 import V1Manager
 from cri.oci.cgroups.v2 import V2Manager
 from cri.oci.errors import InvalidSpec, Unsupported
-from cri.oci.state import Record, proc_stat, save
 from cri.oci.update import merge, ram_in_bytes, resources_from_flags
+from tests.support.oci_records import save_live_record
 
 CURRENT = {
     "memory": {"limit": 100, "swap": 200},
@@ -173,22 +173,11 @@ def test_v2_update_enables_newly_needed_controllers(tmp_path: Path) -> None:
 
 def test_library_update_records_the_merged_resources(tmp_path: Path) -> None:
     dirs = _v1_tree(tmp_path, 100, 200)
-    st = proc_stat(os.getpid())
-    assert st is not None
     root = tmp_path / "state"
-    (root / "c1").mkdir(parents=True)
-    save(
+    save_live_record(
         root,
-        Record(
-            id="c1",
-            pid=os.getpid(),
-            pid_start=st[1],
-            bundle="/b",
-            rootfs="/b/rootfs",
-            created="2024-01-01T00:00:00Z",
-            cgroup_paths=dirs,
-            resources={"memory": {"limit": 100, "swap": 200}, "pids": {"limit": 10}},
-        ),
+        cgroup_paths=dirs,
+        resources={"memory": {"limit": 100, "swap": 200}, "pids": {"limit": 10}},
     )
     merged = oci.update(root, "c1", {"pids": {"limit": 20}, "memory": {"limit": 150}})
     assert merged == {"memory": {"limit": 150, "swap": 200}, "pids": {"limit": 20}}
