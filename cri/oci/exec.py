@@ -76,9 +76,10 @@ def exec_process(
     proc = parse_process(process_spec)
     prepared = PreparedProcess()
     config = _container_config(record.bundle)
-    if proc.apparmor_profile is None and _container_apparmor(config):
+    inherited = _container_apparmor(config)
+    if proc.apparmor_profile is None and inherited:
         # runc: an exec'd process without a profile of its own gets the container's
-        proc = replace(proc, apparmor_profile=_container_apparmor(config))
+        proc = replace(proc, apparmor_profile=inherited)
     profile = seccomp_profile(config)
     if profile is not None:
         # here, not in the child: its imports would come from the container's filesystem

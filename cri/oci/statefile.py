@@ -129,10 +129,7 @@ def brief(record: Record) -> str | None:
         f"cgroup_version {record.cgroup_version}",
     ]
     paths = record.cgroup_paths
-    if record.cgroup_version == 2:
-        freezer = paths.get("")
-    else:
-        freezer = next((d for h, d in paths.items() if "freezer" in h.split(",")), None)
+    freezer = freezer_dir(record)
     if freezer:
         lines.append(f"freezer {freezer}")
     lines += [f"cgroup {directory}" for directory in paths.values()]
@@ -187,18 +184,25 @@ def init_alive(record: Record) -> bool:
     return st is not None and st[1] == record.pid_start and st[0] not in ("Z", "X")
 
 
+def freezer_dir(record: Record) -> str | None:
+    """The cgroup directory whose freezer pauses the container: v2's one directory, or v1's
+    freezer hierarchy; None without one."""
+    if record.cgroup_version == 2:
+        return record.cgroup_paths.get("")
+    return next((d for h, d in record.cgroup_paths.items() if "freezer" in h.split(",")), None)
+
+
 def is_frozen(record: Record) -> bool:
     # the freezer's files only, without a manager (v1.py/v2.py and the layout: 1 ms of imports)
     from .cgroups.freezer import FROZEN, v1_state, v2_state
 
-    paths = record.cgroup_paths
+    directory = freezer_dir(record)
+    if directory is None:
+        return False
     try:
         if record.cgroup_version == 2:
-            return v2_state(paths[""]) == FROZEN
-        for hierarchy, directory in paths.items():
-            if "freezer" in hierarchy.split(","):
-                return v1_state(directory) == FROZEN
-        return False
+            return v2_state(directory) == FROZEN
+        return v1_state(directory) == FROZEN
     except OSError:
         return False
 
