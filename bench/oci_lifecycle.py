@@ -33,11 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 def in_tree_command() -> list[str]:
     # The compiled front end install.sh puts on PATH as `cri-oci`, from this checkout (built by
     # `pip install -e .`, or here, with this interpreter for what it hands to Python).
-    from cri.oci.front import BINARY, compile_front
+    from cri.oci.front import installed_binary
 
-    if not BINARY.is_file():
-        compile_front(BINARY, sys.executable)
-    return [str(BINARY)]
+    return [str(installed_binary())]
 
 
 def make_bundle(base: Path) -> Path:

@@ -204,9 +204,9 @@ CASES: dict[str, tuple[Callable[[Path], v1.ContainerConfig], str]] = {
 
 def our_cli_binary() -> Path:
     """The executor's compiled command line (cri/oci/front/), built where missing."""
-    from cri.oci.front import BINARY, compile_front
+    from cri.oci.front import installed_binary
 
-    return BINARY if BINARY.is_file() else compile_front()
+    return installed_binary()
 
 
 @pytest.fixture(scope="module")

@@ -53,3 +53,9 @@ def compile_front(
     )
     tmp.replace(output)
     return output
+
+
+def installed_binary() -> Path:
+    """The binary installed with the package; compiled here, with this interpreter, where it
+    is missing (a checkout that was never `pip install`ed)."""
+    return BINARY if BINARY.is_file() else compile_front(BINARY, sys.executable)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from . import BINARY, compile_front
+from . import installed_binary
 
-if not BINARY.is_file():
-    compile_front()
-print(BINARY)
+print(installed_binary())

@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,11 +182,9 @@ def ours_cli() -> list[str]:
     """Our executor's command line as installed: the compiled front end (cri/oci/front/), which
     does plain start, kill and delete itself and hands the rest to the Python CLI. Built by
     `pip install`; built here, with this interpreter, where it is missing."""
-    from cri.oci.front import BINARY, compile_front
+    from cri.oci.front import installed_binary
 
-    if not BINARY.is_file():
-        compile_front(BINARY, sys.executable)
-    return [str(BINARY)]
+    return [str(installed_binary())]
 
 
 def exec_output(root: Path, cid: str, process: dict[str, Any], **kw: Any) -> tuple[int, str]:
