@@ -55,7 +55,7 @@ def new_manager(path: str, layout: Layout | None = None) -> CgroupManager:
         return V2Manager(layout.unified, path)
     from .v1 import V1Manager
 
-    return V1Manager(layout.hierarchies, path)
+    return V1Manager(layout.hierarchies, path, unified=layout.unified)
 
 
 def from_paths(version: int, paths: Mapping[str, str]) -> CgroupManager:

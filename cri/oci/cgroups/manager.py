@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from .stats import CgroupStats
+
 
 class CgroupManager(Protocol):
     version: int
@@ -35,3 +37,6 @@ class CgroupManager(Protocol):
         ...
 
     def thaw(self) -> None: ...
+    def stats(self) -> CgroupStats:
+        """What the cgroup has used (cri.stats reads it for ContainerStats and friends)."""
+        ...

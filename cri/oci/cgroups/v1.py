@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
+    from .stats import CgroupStats
+
     Writer = Callable[[str, str], None]
 
 log = lazylog.getLogger(__name__)
@@ -35,6 +37,13 @@ def _dev(rule: Mapping[str, Any]) -> str:
     return f"{kind} {major_s}:{minor_s} {access}"
 
 
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
 def _single_threaded() -> bool:
     try:
         return len(os.listdir("/proc/self/task")) == 1
@@ -46,12 +55,15 @@ class V1Manager:
     version = 1
 
     def __init__(
-        self, hierarchies: Sequence[Hierarchy], path: str, write: Writer = fs.write
+        self, hierarchies: Sequence[Hierarchy], path: str, write: Writer = fs.write,
+        unified: str | None = None,
     ) -> None:
         self._path = path
         self._hier = list(hierarchies)
         self._write = write
         self._dirs = {h.name: os.path.join(h.mountpoint, path.lstrip("/")) for h in self._hier}
+        # A hybrid host's v2 mount: only read, for the pressure (PSI) files it alone has.
+        self._unified = None if unified is None else os.path.join(unified, path.lstrip("/"))
 
     @classmethod
     def from_dirs(cls, dirs: Mapping[str, str], write: Writer = fs.write) -> V1Manager:
@@ -233,6 +245,21 @@ class V1Manager:
         for d in self._dirs.values():
             return fs.read_pids(os.path.join(d, "cgroup.procs"))
         return []
+
+    def stats(self) -> CgroupStats:
+        from .stats import dir_reader, parse_v1
+
+        readers, names = {}, {}
+        for h in self._hier:
+            for controller in h.controllers:
+                readers[controller] = dir_reader(self._dirs[h.name])
+        hugetlb = self._dir_for("hugetlb")
+        if hugetlb is not None:
+            names["hugetlb"] = _listdir(hugetlb)
+        unified = None
+        if self._unified is not None and os.path.isdir(self._unified):
+            unified = dir_reader(self._unified)
+        return parse_v1(readers, names, unified)
 
     def destroy(self) -> None:
         errors = []

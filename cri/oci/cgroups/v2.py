@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
+    from .stats import CgroupStats
+
     Writer = Callable[[str, str], None]
 
 log = lazylog.getLogger(__name__)
@@ -164,6 +166,15 @@ class V2Manager:
 
     def pids(self) -> list[int]:
         return fs.read_pids(os.path.join(self._dir, "cgroup.procs"))
+
+    def stats(self) -> CgroupStats:
+        from .stats import dir_reader, parse_v2
+
+        try:
+            names = os.listdir(self._dir)
+        except OSError:
+            names = []
+        return parse_v2(dir_reader(self._dir), names)
 
     def destroy(self) -> None:
         fs.rmdir(self._dir)
