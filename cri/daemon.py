@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from types import FrameType
 
 from cri import config as config_module
+from cri.api.runtime.v1 import api_pb2 as v1
 from cri.config import BUILTIN_PAUSE_IMAGE, Config
 from cri.container import ContainerService, ContainerStore
+from cri.container.service import WATCH_PREFIX as CONTAINER_PREFIX
+from cri.events import EventBroker, LifecycleEvent
 from cri.image import ImageService
 from cri.image_service import ImageServicer
 from cri.paths import Paths
@@ -20,8 +23,11 @@ from cri.runtime_service import RuntimeServicer
 from cri.sandbox import SandboxService, SandboxStore
 from cri.sandbox.builtin_image import register_builtin_pause
 from cri.sandbox.pause import find_pause_binary
+from cri.sandbox.service import WATCH_PREFIX as SANDBOX_PREFIX
 from cri.server import GrpcServer
+from cri.stats import StatsService
 from cri.store import Database
+from cri.task.exit_watcher import ExitWatcher
 
 log = logging.getLogger("cri")
 
@@ -37,17 +43,33 @@ class Daemon:
         self.db = Database(self.paths.database)
         self.images = ImageService(config.root, self.db, config.registry_mirrors,
                                    layers_in_use=self._layers_in_use)
-        self.sandboxes = SandboxService(config, self.paths, SandboxStore(self.db), self.images)
-        self.containers = ContainerService(config, self.paths, ContainerStore(self.db),
-                                           self.images, self.sandboxes)
+        self.events: EventBroker[v1.ContainerEventResponse] = EventBroker(self._render_event)
+        self.exits = ExitWatcher(self._on_exit)
+        self.sandboxes = SandboxService(config, self.paths, SandboxStore(self.db, self.events),
+                                        self.images, exits=self.exits)
+        self.containers = ContainerService(config, self.paths,
+                                           ContainerStore(self.db, self.events), self.images,
+                                           self.sandboxes, exits=self.exits)
         self.sandboxes.containers = self.containers
         self._ready = threading.Event()
+        self.runtime = RuntimeServicer(config, self.sandboxes, self.containers, self.images,
+                                       StatsService(config, self.sandboxes, self.containers),
+                                       self.events)
         self.server = GrpcServer(
             config.socket_path,
-            RuntimeServicer(config, self.sandboxes, self.containers, self.images),
+            self.runtime,
             ImageServicer(self.images, config.root / "images"),
             self._ready.is_set,
         )
+
+    def _render_event(self, event: LifecycleEvent) -> v1.ContainerEventResponse:
+        return self.runtime.render_event(event)
+
+    def _on_exit(self, key: str) -> None:
+        if key.startswith(CONTAINER_PREFIX):
+            self.containers.notice_exit(key[len(CONTAINER_PREFIX):])
+        elif key.startswith(SANDBOX_PREFIX):
+            self.sandboxes.notice_exit(key[len(SANDBOX_PREFIX):])
 
     def _layers_in_use(self) -> set[str]:
         """Layers under a sandbox or container rootfs: removing an image must not pull them.
@@ -68,6 +90,8 @@ class Daemon:
                             "pods will fail until sandbox_image or pause_binary is set")
             else:
                 register_builtin_pause(self.images, BUILTIN_PAUSE_IMAGE, binary)
+        self.events.start()
+        self.exits.start()
         recover(self.sandboxes, self.containers)
         self._ready.set()
 
@@ -83,7 +107,9 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         stop.wait()
+        self.events.stop()  # ends the event streams, so the server's grace is not spent on them
         self.server.stop()
+        self.exits.stop()
         self.db.close()
         log.info("stopped; containers keep running under their shims")
 

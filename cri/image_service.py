@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import grpc
+from google.protobuf.message import Message
 
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.errors import InvalidArgument
 from cri.image import Image, ImageService, RegistryAuth
+from cri.server.pages import pages
 
 
 def _auth(auth: v1.AuthConfig) -> RegistryAuth | None:
@@ -38,6 +43,12 @@ class ImageServicer:
     def ListImages(self, request: v1.ListImagesRequest) -> v1.ListImagesResponse:
         ref = request.filter.image.image or None
         return v1.ListImagesResponse(images=[image_proto(i) for i in self._images.list(ref)])
+
+    def StreamImages(self, request: v1.StreamImagesRequest,
+                     context: grpc.ServicerContext) -> Iterator[Message]:
+        ref = request.filter.image.image or None
+        return pages((image_proto(i) for i in self._images.list(ref)), v1.StreamImagesResponse,
+                     "images")
 
     def ImageStatus(self, request: v1.ImageStatusRequest) -> v1.ImageStatusResponse:
         if not request.image.image:

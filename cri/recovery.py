@@ -8,6 +8,8 @@ Assumptions:
 - A reboot empties the runtime state dir: every task is gone, so containers become EXITED and
   sandboxes NOTREADY; kubelet then stops and removes them, which unmounts and deletes the rest.
 - One broken record is logged and left for kubelet to remove; it never stops the daemon.
+- What still runs is handed to the exit watcher, so its exit is noticed (and announced) when it
+  happens, as for tasks started by this daemon.
 
 The gRPC server answers UNAVAILABLE until this has run.
 """
@@ -25,13 +27,16 @@ log = logging.getLogger(__name__)
 def recover(sandboxes: SandboxService, containers: ContainerService) -> None:
     for sandbox in sandboxes.store.list():
         try:
-            log.info("recovered sandbox %s: %s", sandbox.id,
-                     sandboxes.get(sandbox.id).status.state)
+            recovered = sandboxes.get(sandbox.id)
+            sandboxes.watch_exit(recovered)
+            log.info("recovered sandbox %s: %s", sandbox.id, recovered.status.state)
         except Exception:  # noqa: BLE001 - see the module's assumptions
             log.exception("sandbox %s could not be recovered", sandbox.id)
     for container in containers.store.list():
         try:
+            recovered_container = containers.get(container.id)
+            containers.watch_exit(recovered_container)
             log.info("recovered container %s: state %d", container.id,
-                     containers.get(container.id).status.state)
+                     recovered_container.status.state)
         except Exception:  # noqa: BLE001
             log.exception("container %s could not be recovered", container.id)

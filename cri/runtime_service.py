@@ -8,32 +8,42 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+import grpc
+from google.protobuf.message import Message
 
 from cri import __version__
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.config import Config
 from cri.container import Container, ContainerService
+from cri.errors import Unavailable
+from cri.events import EventBroker, LifecycleEvent, Overflowed
 from cri.image import ImageService
 from cri.sandbox import READY, Sandbox, SandboxService
+from cri.server.pages import pages
+from cri.stats import StatsService
+from cri.stats.metrics import MetricsCollector, descriptors
 
 RUNTIME_NAME = "cri-py"
 # The CRI "version" field is the kubelet-facing API version, fixed at 0.1.0 by every runtime.
 KUBELET_API_VERSION = "0.1.0"
-
-
 def _labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
 class RuntimeServicer:
     def __init__(self, config: Config, sandboxes: SandboxService, containers: ContainerService,
-                 images: ImageService) -> None:
+                 images: ImageService, stats: StatsService,
+                 events: EventBroker[v1.ContainerEventResponse]) -> None:
         self._config = config
         self._sandboxes = sandboxes
         self._containers = containers
         self._images = images
+        self._stats = stats
+        self._metrics = MetricsCollector(stats)
+        self._events = events
 
     # --- runtime ---------------------------------------------------------------------------
 
@@ -106,9 +116,7 @@ class RuntimeServicer:
             })
         return response
 
-    def ListPodSandbox(self, request: v1.ListPodSandboxRequest) -> v1.ListPodSandboxResponse:
-        f = request.filter
-        response = v1.ListPodSandboxResponse()
+    def _pod_sandboxes(self, f: v1.PodSandboxFilter) -> Iterator[v1.PodSandbox]:
         for sandbox in self._sandboxes.list():
             if f.id and not sandbox.id.startswith(f.id):
                 continue
@@ -116,12 +124,19 @@ class RuntimeServicer:
                 continue
             if not _labels_match(f.label_selector, sandbox.config.labels):
                 continue
-            response.items.append(v1.PodSandbox(
+            yield v1.PodSandbox(
                 id=sandbox.id, metadata=sandbox.config.metadata, state=_sandbox_state(sandbox),
                 created_at=sandbox.created_at, labels=sandbox.config.labels,
                 annotations=sandbox.config.annotations,
-                runtime_handler=sandbox.runtime_handler))
-        return response
+                runtime_handler=sandbox.runtime_handler)
+
+    def ListPodSandbox(self, request: v1.ListPodSandboxRequest) -> v1.ListPodSandboxResponse:
+        return v1.ListPodSandboxResponse(items=self._pod_sandboxes(request.filter))
+
+    def StreamPodSandboxes(self, request: v1.StreamPodSandboxesRequest,
+                           context: grpc.ServicerContext) -> Iterator[Message]:
+        return pages(self._pod_sandboxes(request.filter), v1.StreamPodSandboxesResponse,
+                     "pod_sandboxes")
 
     # --- containers ------------------------------------------------------------------------
 
@@ -142,14 +157,12 @@ class RuntimeServicer:
         self._containers.remove(request.container_id)
         return v1.RemoveContainerResponse()
 
-    def ListContainers(self, request: v1.ListContainersRequest) -> v1.ListContainersResponse:
-        f = request.filter
-        response = v1.ListContainersResponse()
+    def _list_containers(self, f: v1.ContainerFilter) -> Iterator[v1.Container]:
         sandbox_id = None
         if f.pod_sandbox_id:
             sandbox_id = self._sandbox_id_or_none(f.pod_sandbox_id)
             if sandbox_id is None:
-                return response
+                return
         for c in self._containers.list(sandbox_id):
             if f.id and not c.id.startswith(f.id):
                 continue
@@ -157,13 +170,20 @@ class RuntimeServicer:
                 continue
             if not _labels_match(f.label_selector, c.config.labels):
                 continue
-            response.containers.append(v1.Container(
+            yield v1.Container(
                 id=c.id, pod_sandbox_id=c.sandbox_id, metadata=c.config.metadata,
                 image=v1.ImageSpec(image=c.image_ref,
                                    user_specified_image=c.config.image.user_specified_image),
                 image_ref=c.image_id, state=c.status.state, created_at=c.created_at,
-                labels=c.config.labels, annotations=c.config.annotations, image_id=c.image_id))
-        return response
+                labels=c.config.labels, annotations=c.config.annotations, image_id=c.image_id)
+
+    def ListContainers(self, request: v1.ListContainersRequest) -> v1.ListContainersResponse:
+        return v1.ListContainersResponse(containers=self._list_containers(request.filter))
+
+    def StreamContainers(self, request: v1.StreamContainersRequest,
+                         context: grpc.ServicerContext) -> Iterator[Message]:
+        return pages(self._list_containers(request.filter), v1.StreamContainersResponse,
+                     "containers")
 
     def ContainerStatus(
         self, request: v1.ContainerStatusRequest
@@ -202,6 +222,78 @@ class RuntimeServicer:
     ) -> v1.ReopenContainerLogResponse:
         self._containers.reopen_log(request.container_id)
         return v1.ReopenContainerLogResponse()
+
+    # --- stats, metrics, events ------------------------------------------------------------
+
+    def ContainerStats(self, request: v1.ContainerStatsRequest) -> v1.ContainerStatsResponse:
+        return v1.ContainerStatsResponse(
+            stats=self._stats.container_stats(request.container_id))
+
+    def ListContainerStats(
+        self, request: v1.ListContainerStatsRequest
+    ) -> v1.ListContainerStatsResponse:
+        return v1.ListContainerStatsResponse(
+            stats=self._stats.list_container_stats(request.filter))
+
+    def StreamContainerStats(self, request: v1.StreamContainerStatsRequest,
+                             context: grpc.ServicerContext) -> Iterator[Message]:
+        return pages(self._stats.list_container_stats(request.filter),
+                     v1.StreamContainerStatsResponse, "container_stats")
+
+    def PodSandboxStats(self, request: v1.PodSandboxStatsRequest) -> v1.PodSandboxStatsResponse:
+        return v1.PodSandboxStatsResponse(stats=self._stats.pod_stats(request.pod_sandbox_id))
+
+    def ListPodSandboxStats(
+        self, request: v1.ListPodSandboxStatsRequest
+    ) -> v1.ListPodSandboxStatsResponse:
+        return v1.ListPodSandboxStatsResponse(stats=self._stats.list_pod_stats(request.filter))
+
+    def StreamPodSandboxStats(self, request: v1.StreamPodSandboxStatsRequest,
+                              context: grpc.ServicerContext) -> Iterator[Message]:
+        return pages(self._stats.list_pod_stats(request.filter),
+                     v1.StreamPodSandboxStatsResponse, "pod_sandbox_stats")
+
+    def ListMetricDescriptors(
+        self, request: v1.ListMetricDescriptorsRequest
+    ) -> v1.ListMetricDescriptorsResponse:
+        return v1.ListMetricDescriptorsResponse(descriptors=descriptors())
+
+    def ListPodSandboxMetrics(
+        self, request: v1.ListPodSandboxMetricsRequest
+    ) -> v1.ListPodSandboxMetricsResponse:
+        return v1.ListPodSandboxMetricsResponse(pod_metrics=self._metrics.pod_metrics())
+
+    def StreamPodSandboxMetrics(self, request: v1.StreamPodSandboxMetricsRequest,
+                                context: grpc.ServicerContext) -> Iterator[Message]:
+        return pages(self._metrics.pod_metrics(), v1.StreamPodSandboxMetricsResponse,
+                     "pod_sandbox_metrics", size=10)
+
+    def GetContainerEvents(self, request: v1.GetEventsRequest,
+                           context: grpc.ServicerContext) -> Iterator[Message]:
+        subscription = self._events.subscribe()
+        context.add_callback(subscription.close)
+        try:
+            yield from subscription
+        except Overflowed as exc:
+            raise Unavailable(f"event stream closed: {exc}; subscribe again and relist") from None
+        finally:
+            subscription.close()
+
+    def render_event(self, event: LifecycleEvent) -> v1.ContainerEventResponse:
+        """The pod's status and its containers' statuses as they are when the event is sent."""
+        out = v1.ContainerEventResponse(container_id=event.object_id,
+                                        container_event_type=v1.ContainerEventType.Value(
+                                            f"CONTAINER_{event.kind.name}_EVENT"),
+                                        created_at=event.created_at)
+        sandbox = self._sandboxes.store.find(event.sandbox_id)
+        if sandbox is None:
+            out.pod_sandbox_status.id = event.sandbox_id
+            out.pod_sandbox_status.state = v1.SANDBOX_NOTREADY
+            return out
+        out.pod_sandbox_status.CopyFrom(_sandbox_status(self._sandboxes.get(sandbox.id)))
+        out.containers_statuses.extend(
+            self._container_status(c) for c in self._containers.list(sandbox.id))
+        return out
 
     # --- conversions -----------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
     layout = svc.rootfs_layout(container_id)
     with ExitStack() as undo:
         svc.store.reserve(container)
-        undo.callback(svc.store.delete, container_id)
+        undo.callback(svc.store.release, container_id)
         state_dir.mkdir(parents=True)
         undo.callback(_rmtree, state_dir)
         rootfs = mount_rootfs(layout, svc.images.layer_dirs(image))
@@ -85,11 +85,12 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
             image=image.config,
             rootfs=rootfs,
             pod=svc.sandboxes.pod_environment(sandbox),
-            cgroups_path=f"{sandbox.cgroups_path.rsplit('/', 1)[0]}/{container_id}",
+            cgroups_path=sandbox.container_cgroups_path(container_id),
             target_pid=target_pid,
         ))
         (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
         undo.pop_all()
+    svc.store.announce_created(container)
     log.info("container %s (%s) created in sandbox %s", container_id, container.name, sandbox.id)
     return container_id
 

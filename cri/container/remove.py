@@ -28,5 +28,5 @@ def remove_container(svc: ContainerService, container_id: str) -> None:
         unmount_rootfs(svc.rootfs_layout(container.id))
         shutil.rmtree(svc.paths.container_state(container.id), ignore_errors=True)
         shutil.rmtree(svc.paths.container_data(container.id), ignore_errors=True)
-        svc.store.delete(container.id)
+        svc.store.delete(container)
     log.info("container %s removed", container.id)

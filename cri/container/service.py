@@ -19,6 +19,11 @@ from cri.paths import Paths
 from cri.sandbox import SandboxService
 from cri.storage import RootfsLayout
 from cri.task import ExecResult, TaskRunner
+from cri.task.exit_watcher import ExitWatcher
+
+WATCH_PREFIX = "container/"
+# The shim writes the exit file right after it has reaped the task; the pidfd fires at the exit.
+EXIT_FILE_WAIT = 5.0
 
 
 @dataclass
@@ -28,6 +33,7 @@ class ContainerService:
     store: ContainerStore
     images: ImageService
     sandboxes: SandboxService
+    exits: ExitWatcher | None = None
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
 
@@ -68,6 +74,20 @@ class ContainerService:
         from cri.container.remove import remove_container
 
         remove_container(self, container_id)
+
+    def watch_exit(self, container: Container) -> None:
+        """Have the exit of a running container recorded (and announced) when it happens."""
+        if self.exits is not None and container.status.state == v1.CONTAINER_RUNNING:
+            self.exits.watch(WATCH_PREFIX + container.id, container.status.pid,
+                             container.status.pid_start)
+
+    def notice_exit(self, container_id: str) -> None:
+        """The exit watcher saw the task's process end: record it as a status read would."""
+        container = self.store.find(container_id)
+        if container is None or container.status.state != v1.CONTAINER_RUNNING:
+            return
+        self.runner(container).wait_exit(self.task_dir(container.id), EXIT_FILE_WAIT)
+        self.get(container.id)
 
     def get(self, container_id: str) -> Container:
         from cri.container.status import refreshed

@@ -48,6 +48,7 @@ def start_container(svc: ContainerService, container_id: str) -> None:
                 message=message))
             raise
         start = pid_start_time(pid)
-        svc.store.update_status(container.id, lambda s: ContainerStatus(
+        status = svc.store.update_status(container.id, lambda s: ContainerStatus(
             started_at=time.time_ns(), pid=pid, pid_start=start))
+        svc.watch_exit(replace(container, status=status))
     log.info("container %s started, pid %d (host)", container.id, pid)

@@ -52,6 +52,14 @@ class Sandbox:
     status: SandboxStatus
 
     @property
+    def pod_cgroup(self) -> str:
+        """The cgroup the pause task and the pod's containers sit under (their parent)."""
+        return self.cgroups_path.rsplit("/", 1)[0]
+
+    def container_cgroups_path(self, container_id: str) -> str:
+        return f"{self.pod_cgroup}/{container_id}"
+
+    @property
     def host_network(self) -> bool:
         return self.config.linux.security_context.namespace_options.network == v1.NODE
 

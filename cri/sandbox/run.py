@@ -14,6 +14,7 @@ import shutil
 import socket
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,7 +112,7 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
     runner = TaskRunner(svc.paths.oci_root, handler)
     with ExitStack() as undo:
         svc.store.reserve(sandbox)
-        undo.callback(svc.store.delete, sandbox_id)
+        undo.callback(svc.store.release, sandbox_id)
         undo.callback(shutil.rmtree, data_dir, ignore_errors=True)
         undo.callback(shutil.rmtree, state_dir, ignore_errors=True)
         state_dir.mkdir(parents=True)
@@ -146,8 +147,9 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
         undo.callback(runner.delete, sandbox_id, force=True)
 
         start = pid_start_time(pid)
-        svc.store.update_status(sandbox_id,
-                                lambda s: SandboxStatus(state=READY, pid=pid, pid_start=start))
+        status = svc.store.update_status(
+            sandbox_id, lambda s: SandboxStatus(state=READY, pid=pid, pid_start=start))
         undo.pop_all()
+    svc.watch_exit(replace(sandbox, status=status))
     log.info("sandbox %s (%s) ready, pause pid %d", sandbox_id, sandbox.name, pid)
     return sandbox_id

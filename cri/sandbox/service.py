@@ -11,9 +11,14 @@ from cri.api.runtime.v1 import api_pb2 as v1
 from cri.config import Config
 from cri.image import ImageService
 from cri.paths import Paths
-from cri.sandbox.model import Sandbox
+from cri.sandbox.model import READY, Sandbox
 from cri.sandbox.store import SandboxStore
 from cri.spec.container import PodEnvironment
+from cri.task import TaskRunner
+from cri.task.exit_watcher import ExitWatcher
+
+WATCH_PREFIX = "sandbox/"
+EXIT_FILE_WAIT = 5.0
 
 
 class PodContainers(Protocol):
@@ -31,6 +36,7 @@ class SandboxService:
     store: SandboxStore
     images: ImageService
     containers: PodContainers | None = None
+    exits: ExitWatcher | None = None
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
 
@@ -52,6 +58,19 @@ class SandboxService:
         from cri.sandbox.remove import remove_sandbox
 
         remove_sandbox(self, sandbox_id)
+
+    def watch_exit(self, sandbox: Sandbox) -> None:
+        """Have the pause task's exit recorded (and announced) when it happens."""
+        if self.exits is not None and sandbox.status.state == READY:
+            self.exits.watch(WATCH_PREFIX + sandbox.id, sandbox.status.pid,
+                             sandbox.status.pid_start)
+
+    def notice_exit(self, sandbox_id: str) -> None:
+        sandbox = self.store.find(sandbox_id)
+        if sandbox is None or sandbox.status.state != READY:
+            return
+        TaskRunner.wait_exit(self.paths.sandbox_state(sandbox.id) / "task", EXIT_FILE_WAIT)
+        self.get(sandbox.id)
 
     def get(self, sandbox_id: str) -> Sandbox:
         from cri.sandbox.status import refreshed

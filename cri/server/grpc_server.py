@@ -28,7 +28,9 @@ class GrpcServer:
         images: object,
         ready: Callable[[], bool],
         *,
-        workers: int = 16,
+        # NOTE: a server-streaming RPC (GetContainerEvents) holds a worker for its whole life;
+        # the pool starts threads only as calls need them, so a high bound costs nothing idle.
+        workers: int = 128,
     ) -> None:
         self.socket_path = socket_path
         self._server = grpc.server(

@@ -87,22 +87,30 @@ class ObjectTable:
             rows = self._db.query(f"SELECT * FROM {self._table} WHERE parent = ?", (parent,))
         return [_row(r) for r in rows]
 
-    def update_status(self, id: str, fn: Callable[[JSON], JSON]) -> JSON:
+    def update_status(self, id: str, fn: Callable[[JSON], JSON],
+                      committed: Callable[[str, JSON, JSON], None] | None = None) -> JSON:
+        """`committed(parent, old, new)` runs once the change is committed (the stores announce
+        state transitions from it)."""
         with self._db.transaction() as cur:
             found = cur.execute(
-                f"SELECT status FROM {self._table} WHERE id = ?", (id,)
+                f"SELECT status, parent FROM {self._table} WHERE id = ?", (id,)
             ).fetchone()
             if found is None:
                 raise NotFound(f"{self._kind} {id!r} not found")
-            status = fn(json.loads(found["status"]))
+            old = json.loads(found["status"])
+            status = fn(old)
             cur.execute(
                 f"UPDATE {self._table} SET status = ? WHERE id = ?", (json.dumps(status), id)
             )
-            return status
+        if committed is not None:
+            committed(found["parent"], old, status)
+        return status
 
-    def delete(self, id: str) -> None:
+    def delete(self, id: str) -> bool:
+        """False when there was no such row (a concurrent remove got there first)."""
         with self._db.transaction() as cur:
             cur.execute(f"DELETE FROM {self._table} WHERE id = ?", (id,))
+            return cur.rowcount > 0
 
     def __iter__(self) -> Iterator[Row]:
         return iter(self.list())

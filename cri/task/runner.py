@@ -152,12 +152,13 @@ class TaskRunner:
     def is_alive(pid: int, start_time: int | None) -> bool:
         return pid > 0 and pid_start_time(pid) == start_time
 
-    def wait_exit(self, state_dir: Path, timeout: float) -> TaskExit | None:
+    @staticmethod
+    def wait_exit(state_dir: Path, timeout: float) -> TaskExit | None:
         """Wait until the shim has written the exit file, at most `timeout` seconds."""
         deadline = time.monotonic() + timeout
         delay = 0.005
         while True:
-            status = self.exit_status(state_dir)
+            status = TaskRunner.exit_status(state_dir)
             if status is not None or time.monotonic() >= deadline:
                 return status
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))

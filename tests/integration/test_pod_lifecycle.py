@@ -339,7 +339,8 @@ def test_bad_input_gets_the_right_status(
 def test_unimplemented_rpcs_say_so(cri: CriClient) -> None:
     api = cri.api
     assert (
-        code_of(lambda: cri.runtime.ContainerStats(api.ContainerStatsRequest(container_id="x")))
+        code_of(lambda: cri.runtime.Exec(api.ExecRequest(container_id="x", cmd=["true"],
+                                                          stdout=True)))
         == grpc.StatusCode.UNIMPLEMENTED
     )
 

@@ -54,3 +54,34 @@ def test_containers_survive_a_daemon_restart(restartable: DaemonProcess, busybox
         assert "stdout F before" in logged and "stdout F during" in logged
     finally:
         cri.close()
+
+
+def test_exits_after_a_restart_are_announced(restartable: DaemonProcess, busybox_ref: str,
+                                             tmp_path: Path) -> None:
+    from tests.integration.test_events import Subscriber
+
+    cri = CriClient(restartable.socket)
+    api = cri.api
+    cri.images.PullImage(api.PullImageRequest(image=api.ImageSpec(image=busybox_ref)))
+    config = pod_config(api, tmp_path)
+    pod = cri.runtime.RunPodSandbox(api.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
+        pod_sandbox_id=pod, sandbox_config=config,
+        config=container_config(api, busybox_ref, ["sleep", "3"], name="later"),
+    )).container_id
+    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    cri.close()
+    restartable.stop()
+    restartable.start()
+
+    cri = CriClient(restartable.socket)
+    subscriber = Subscriber(cri)
+    try:
+        # The monitor outlived the old daemon; the new one watches the task it recovered.
+        [event] = subscriber.wait_for(container_id, 1, timeout=10)
+        assert event.container_event_type == api.CONTAINER_STOPPED_EVENT
+        [status] = [s for s in event.containers_statuses if s.id == container_id]
+        assert status.state == api.CONTAINER_EXITED
+    finally:
+        subscriber.close()
+        cri.close()
