@@ -178,12 +178,22 @@ def test_exec_imports_nothing_heavy(
             listener.settimeout(10)
             conn, _ = listener.accept()
             with conn:
-                os.close(receive_master(conn)[0])
+                master = receive_master(conn)[0]
         runs += 2
-    deadline = time.monotonic() + 10
-    while (tmp_path / "out").read_text().count("ran") < runs and time.monotonic() < deadline:
-        time.sleep(0.01)  # the detached ones may still be running
+        # the master stays open until the detached shell has run: closing it hangs its terminal
+        # up, and a SIGHUP before the echo would lose a run (seen in CI)
+        try:
+            _wait_for_runs(tmp_path / "out", runs)
+        finally:
+            os.close(master)
+    _wait_for_runs(tmp_path / "out", runs)
     assert (tmp_path / "out").read_text() == "ran\n" * runs
+
+
+def _wait_for_runs(out: Path, runs: int) -> None:
+    deadline = time.monotonic() + 10
+    while out.read_text().count("ran") < runs and time.monotonic() < deadline:
+        time.sleep(0.01)  # the detached ones may still be running
 
 
 def test_launcher_imports_the_checkout() -> None:
