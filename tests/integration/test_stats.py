@@ -362,3 +362,35 @@ def test_stream_twins_answer_as_the_lists(cri: CriClient, pod: Any, image: str) 
     assert ([i.id for i in streamed(cri.images.StreamImages, api.StreamImagesRequest(),
                                     "images")]
             == [i.id for i in cri.images.ListImages(api.ListImagesRequest()).images])
+
+
+def test_a_pod_with_its_own_cgroup_is_read_there(cri: CriClient, daemon: DaemonProcess,
+                                                 image: str, tmp_path: Path) -> None:
+    """kubelet names a parent per pod (/kubepods/.../pod<uid>): the pod's usage is that cgroup's,
+    which also keeps what exited containers used."""
+    from tests.support.leaks import cgroups_under
+
+    api = cri.api
+    parent = f"{daemon.cgroup_parent}/pod{secrets.token_hex(4)}"
+    config = pod_config(api, tmp_path)
+    config.linux.cgroup_parent = parent
+    sandbox_id = cri.runtime.RunPodSandbox(api.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    try:
+        run_container(cri, (sandbox_id, config), container_config(
+            api, image, ["sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"],
+            name="done"))
+        cid = run_container(cri, (sandbox_id, config), container_config(
+            api, image, ["sleep", "3600"], name="sleeper"))
+        time.sleep(1.5)  # the first container has burnt its CPU and exited
+        stats = cri.runtime.PodSandboxStats(
+            api.PodSandboxStatsRequest(pod_sandbox_id=sandbox_id)).stats.linux
+        assert [c.attributes.id for c in stats.containers] == [cid]
+        assert stats.process.process_count.value == 2  # pause and sleep
+        [sleeper] = stats.containers
+        # The exited container's CPU stays in the pod's count.
+        assert (stats.cpu.usage_core_nano_seconds.value
+                > sleeper.cpu.usage_core_nano_seconds.value + 50_000_000)
+    finally:
+        cri.runtime.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id))
+        for path in cgroups_under(parent):
+            Path(path).rmdir()
