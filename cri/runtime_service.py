@@ -29,6 +29,8 @@ from cri.stats.metrics import MetricsCollector, descriptors
 RUNTIME_NAME = "cri-py"
 # The CRI "version" field is the kubelet-facing API version, fixed at 0.1.0 by every runtime.
 KUBELET_API_VERSION = "0.1.0"
+
+
 def _labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cri.api.runtime.v1 import api_pb2 as v1
+from cri.oci.cgroups import new_manager
 from cri.oci.cgroups.stats import CgroupStats
 from cri.stats.network import InterfaceCounters
 from cri.stats.service import ContainerSample, PodSample, StatsService, working_set
@@ -35,6 +36,8 @@ class ContainerView:
     cgroup: CgroupStats
     spec: dict[str, Any]
     pids: tuple[int, ...]
+    fds: int  # open file descriptors of those processes
+    sockets: int  # of which sockets
     fs: os.statvfs_result | None
     layer_bytes: int
     device: str  # the writable layer's filesystem, for the fs metrics' device label
@@ -228,9 +231,9 @@ CONTAINER_DESCRIPTORS: tuple[Descriptor, ...] = (
       "Maximum number of threads allowed inside the container, infinity if value is zero", (),
       False, _cg(lambda c: c.pids_limit or 0)),
     D("container_file_descriptors", "Number of open file descriptors for the container.", (),
-      False, lambda v: _one(_proc_fds(v.pids)[0])),
+      False, lambda v: _one(v.fds)),
     D("container_sockets", "Number of open sockets for the container.", (), False,
-      lambda v: _one(_proc_fds(v.pids)[1])),
+      lambda v: _one(v.sockets)),
     D("container_ulimits_soft",
       "Soft ulimit values for the container root process. Unlimited if -1, except priority "
       "and nice", ("ulimit",), False, _nofile_soft),
@@ -360,8 +363,6 @@ class MetricsCollector:
             return None
         spec = self._stats.oci_spec(sample.container)
         path = sample.sandbox.container_cgroups_path(sample.container.id)
-        from cri.oci.cgroups import new_manager
-
         pids = tuple(new_manager(path, self._stats.layout).pids())
         mount = self._stats.fs_mountpoint
         try:
@@ -369,7 +370,8 @@ class MetricsCollector:
         except OSError:
             fs = None
         layer = self._stats.layer_usage(sample.container.id)
-        return ContainerView(sample, sample.cgroup, spec, pids, fs, layer.used_bytes,
+        fds, sockets = _proc_fds(pids)
+        return ContainerView(sample, sample.cgroup, spec, pids, fds, sockets, fs, layer.used_bytes,
                              self._fs_device(mount))
 
     def pod_metrics(self) -> list[v1.PodSandboxMetrics]:
