@@ -13,22 +13,12 @@ import grpc
 import pytest
 
 from tests.integration.test_pod_lifecycle import container_config, pod_config
-from tests.support.daemon import CriClient, DaemonProcess
+from tests.support.daemon import CriClient
 
 
 @pytest.fixture
-def cri(daemon: DaemonProcess) -> Iterator[CriClient]:
-    client = CriClient(daemon.socket, "v1")  # v1alpha2 has no GetContainerEvents
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def image(cri: CriClient, busybox_ref: str) -> str:
-    cri.images.PullImage(cri.api.PullImageRequest(image=cri.api.ImageSpec(image=busybox_ref)))
-    return busybox_ref
+def cri(cri_v1: CriClient) -> CriClient:
+    return cri_v1  # v1alpha2 has no GetContainerEvents
 
 
 class Subscriber:

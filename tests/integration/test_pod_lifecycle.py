@@ -69,12 +69,6 @@ def wait_for_state(cri: CriClient, container_id: str, state: int, timeout: float
 
 
 @pytest.fixture
-def image(cri: CriClient, busybox_ref: str) -> str:
-    cri.images.PullImage(cri.api.PullImageRequest(image=cri.api.ImageSpec(image=busybox_ref)))
-    return busybox_ref
-
-
-@pytest.fixture
 def pod(cri: CriClient, tmp_path: Path) -> Any:
     config = pod_config(cri.api, tmp_path)
     sandbox_id = cri.runtime.RunPodSandbox(

@@ -18,21 +18,29 @@ def restartable(pause_binary: Path) -> Iterator[DaemonProcess]:
         yield process
 
 
+def start_in_one_pod(cri: CriClient, image: str, tmp_path: Path,
+                     commands: dict[str, list[str]]) -> tuple[str, dict[str, str]]:
+    """A new pod running one container per name: the pod's id, and theirs by name."""
+    api = cri.api
+    cri.images.PullImage(api.PullImageRequest(image=api.ImageSpec(image=image)))
+    config = pod_config(api, tmp_path)
+    pod = cri.runtime.RunPodSandbox(api.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    ids = {}
+    for name, command in commands.items():
+        ids[name] = cri.runtime.CreateContainer(api.CreateContainerRequest(
+            pod_sandbox_id=pod, sandbox_config=config,
+            config=container_config(api, image, command, name=name))).container_id
+        cri.runtime.StartContainer(api.StartContainerRequest(container_id=ids[name]))
+    return pod, ids
+
+
 def test_containers_survive_a_daemon_restart(restartable: DaemonProcess, busybox_ref: str,
                                              tmp_path: Path) -> None:
     cri = CriClient(restartable.socket)
     api = cri.api
-    cri.images.PullImage(api.PullImageRequest(image=api.ImageSpec(image=busybox_ref)))
-    config = pod_config(api, tmp_path)
-    pod = cri.runtime.RunPodSandbox(api.RunPodSandboxRequest(config=config)).pod_sandbox_id
-    ids = {}
-    for name, script in (("long", "echo before; sleep 1; echo during; exec sleep 1000"),
-                         ("short", "sleep 1; exit 5")):
-        ids[name] = cri.runtime.CreateContainer(api.CreateContainerRequest(
-            pod_sandbox_id=pod, sandbox_config=config,
-            config=container_config(api, busybox_ref, ["sh", "-c", script], name=name),
-        )).container_id
-        cri.runtime.StartContainer(api.StartContainerRequest(container_id=ids[name]))
+    pod, ids = start_in_one_pod(cri, busybox_ref, tmp_path, {
+        "long": ["sh", "-c", "echo before; sleep 1; echo during; exec sleep 1000"],
+        "short": ["sh", "-c", "sleep 1; exit 5"]})
     cri.close()
 
     restartable.stop()
@@ -62,14 +70,8 @@ def test_exits_after_a_restart_are_announced(restartable: DaemonProcess, busybox
 
     cri = CriClient(restartable.socket)
     api = cri.api
-    cri.images.PullImage(api.PullImageRequest(image=api.ImageSpec(image=busybox_ref)))
-    config = pod_config(api, tmp_path)
-    pod = cri.runtime.RunPodSandbox(api.RunPodSandboxRequest(config=config)).pod_sandbox_id
-    container_id = cri.runtime.CreateContainer(api.CreateContainerRequest(
-        pod_sandbox_id=pod, sandbox_config=config,
-        config=container_config(api, busybox_ref, ["sleep", "3"], name="later"),
-    )).container_id
-    cri.runtime.StartContainer(api.StartContainerRequest(container_id=container_id))
+    _, ids = start_in_one_pod(cri, busybox_ref, tmp_path, {"later": ["sleep", "3"]})
+    container_id = ids["later"]
     cri.close()
     restartable.stop()
     restartable.start()

@@ -26,20 +26,10 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def cri(daemon: DaemonProcess) -> Iterator[CriClient]:
+def cri(cri_v1: CriClient) -> CriClient:
     # Ground truth needs one API version; the alpha surface shares the implementation (its
     # smoke test is below).
-    client = CriClient(daemon.socket, "v1")
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def image(cri: CriClient, busybox_ref: str) -> str:
-    cri.images.PullImage(cri.api.PullImageRequest(image=cri.api.ImageSpec(image=busybox_ref)))
-    return busybox_ref
+    return cri_v1
 
 
 @pytest.fixture
