@@ -24,6 +24,7 @@ from cri.errors import DeadlineExceeded, Internal
 from cri.shim import client as shim
 from cri.shim.errors import ShimError
 from cri.subprocesses import helper_env, oci_cli_argv
+from cri.task import exec_output, process_tree
 
 log = logging.getLogger(__name__)
 
@@ -165,20 +166,53 @@ class TaskRunner:
             delay = min(delay * 2, 0.1)
 
     def exec_sync(self, task_id: str, process_file: Path, timeout: float | None) -> ExecResult:
-        """Run a process in the task and collect its output; `timeout` None or 0 means none."""
+        """Run a process in the task and collect its output (bounded, see exec_output); `timeout`
+        None or 0 means none. On timeout the process and all it started are killed."""
+        pid_file = process_file.with_suffix(".pid")
+        started = time.monotonic()
         proc = subprocess.Popen(
-            self._cli("exec", "--process", str(process_file), task_id),
+            self._cli("exec", "--pid-file", str(pid_file), "--process", str(process_file),
+                      task_id),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=helper_env(),
         )
+        assert proc.stdout is not None and proc.stderr is not None
         try:
-            stdout, stderr = proc.communicate(timeout=timeout or None)
-        except subprocess.TimeoutExpired:
-            # The exec front end dies; its child gets SIGKILL through PR_SET_PDEATHSIG.
+            output = exec_output.collect(
+                {"stdout": proc.stdout.fileno(), "stderr": proc.stderr.fileno()},
+                started + timeout if timeout else None)
+            if output is None:
+                self._kill_exec(proc, pid_file)
+                raise DeadlineExceeded(
+                    f"command in container {task_id} timed out after {timeout} s")
+            proc.wait()
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+            pid_file.unlink(missing_ok=True)
+        return ExecResult(exit_code=proc.returncode, stdout=output["stdout"].value(),
+                          stderr=output["stderr"].value())
+
+    @staticmethod
+    def _kill_exec(proc: subprocess.Popen[bytes], pid_file: Path) -> None:
+        """The exec'd process and its descendants, then the OCI command line that ran it.
+
+        The pid file names the process only while its parent is still that command line: a pid
+        read after the process has gone may already be another's."""
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            pid = None  # not started yet: killing the command line is enough
+        if pid is not None and proc.poll() is None and process_tree.parent_of(pid) == proc.pid:
+            process_tree.kill_tree(pid)
+            # Its parent reaps it and exits: killed first, runc would leave a zombie for the
+            # node's init to reap, which a probe's next `pgrep` still sees.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+        if proc.poll() is None:
             proc.kill()
-            proc.communicate()
-            raise DeadlineExceeded(
-                f"command in container {task_id} timed out after {timeout} s"
-            ) from None
-        return ExecResult(exit_code=proc.returncode, stdout=stdout, stderr=stderr)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            log.warning("exec command line %d did not die after SIGKILL", proc.pid)
 

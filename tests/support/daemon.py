@@ -27,6 +27,9 @@ from tests.support.leaks import cgroups_under, mounts_under, processes_mentionin
 REPO = Path(__file__).resolve().parents[2]
 
 
+KUBELET_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
 @dataclass
 class CriClient:
     """gRPC stubs of one API version, with that version's message module as `api`."""
@@ -38,7 +41,9 @@ class CriClient:
     images: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        self.channel = grpc.insecure_channel(f"unix://{self.socket}")
+        # kubelet's and crictl's receive limit, not grpc's default 4 MiB
+        self.channel = grpc.insecure_channel(f"unix://{self.socket}", options=[
+            ("grpc.max_receive_message_length", KUBELET_MAX_MESSAGE_BYTES)])
         module, stubs = (v1, v1_grpc) if self.version == "v1" else (v1alpha2, v1alpha2_grpc)
         self.api = module
         self.runtime = stubs.RuntimeServiceStub(self.channel)
