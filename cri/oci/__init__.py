@@ -10,7 +10,7 @@ pause(root, id) / resume(root, id)         (no fork; the cgroup freezer)
 update(root, id, resources) -> merged resources                          (no fork)
 list_containers(root) -> list[State]
 exec_process(root, id, process, stdin=, stdout=, stderr=, detach=, pid_file=, console_socket=,
-             preserve_fds=) -> exit code | pid
+             preserve_fds=, die_with_caller=) -> exit code | pid
 features() -> runc-style features JSON
 """
 

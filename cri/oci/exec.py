@@ -5,8 +5,8 @@ process is a direct child of the caller; it joins the cgroup and every other nam
 itself, becomes a session leader (as under runc), takes a terminal from the container's devpts if
 process.terminal (the master goes to `console_socket`, see console.py), then applies the process
 object as the init does and execs. It gets PR_SET_PDEATHSIG=SIGKILL so killing the exec front end
-kills it. `preserve_fds` become fds 3, 4, ... of the process. The caller must be single-threaded
-(fork without exec).
+kills it, unless it is detached (a detached one outlives the CLI, as under runc). `preserve_fds`
+become fds 3, 4, ... of the process. The caller must be single-threaded (fork without exec).
 """
 
 from __future__ import annotations
@@ -66,9 +66,15 @@ def exec_process(
     pid_file: StrPath | None = None,
     console_socket: StrPath | None = None,
     preserve_fds: Sequence[int] = (),
+    die_with_caller: bool | None = None,
     sys: Syscalls | None = None,
 ) -> int:
+    """`die_with_caller` (default: unless detached) gives the process PR_SET_PDEATHSIG=SIGKILL:
+    a detached exec must outlive this command line, as under runc, unless the caller stays to
+    watch it (the tty proxy)."""
     sys = sys or RealSyscalls()
+    if die_with_caller is None:
+        die_with_caller = not detach
     record = load(root, container_id)
     status = status_name(root, record)
     if status not in (CREATED, RUNNING):
@@ -122,6 +128,7 @@ def exec_process(
                         tuple(preserve_fds),
                         prepared,
                         root_fd,
+                        die_with_caller,
                     )
         finally:
             os.close(write_fd)
@@ -198,11 +205,13 @@ def _child(
     extra_fds: tuple[int, ...],
     prepared: PreparedProcess,
     root_fd: int | None,
+    die_with_caller: bool,
 ) -> None:
     code = 1
     try:
         os.close(read_fd)
-        sys.prctl(PR_SET_PDEATHSIG, SIGKILL)
+        if die_with_caller:
+            sys.prctl(PR_SET_PDEATHSIG, SIGKILL)
         steps: list[Step] = [
             ("join cgroup", lambda: manager.add(0)),
             ("join namespaces", lambda: namespaces.join(sys, join_fds)),

@@ -69,6 +69,7 @@ def exec_with_terminal(
             stdout=None,
             stderr=None,
             detach=True,
+            die_with_caller=True,  # we proxy its terminal until it exits
             pid_file=pid_file,
             console_socket=path,
             preserve_fds=preserve_fds,
