@@ -338,6 +338,10 @@ def container_steps(ctx: InitContext) -> list[Step]:
             setup(sys, sock, spec.process.console_size, mount=True)
 
         steps.append(("console", make_console))
+    if spec.process.cwd:
+        # runc's: a missing cwd is made inside the jail, root's, before "/" may go read-only
+        cwd = spec.process.cwd
+        steps.append(("make cwd", lambda: process.make_cwd(cwd)))
     if spec.sysctl:
         # Before the read-only paths: /proc/sys is one of them.
         steps.append(("sysctl", lambda: rootfs.write_sysctls(dict(spec.sysctl))))

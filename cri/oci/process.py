@@ -56,6 +56,16 @@ def resolve(arg0: str, env: dict[str, str]) -> str:
     raise InvalidSpec(f'exec: "{arg0}": executable file not found in $PATH')
 
 
+def make_cwd(cwd: str) -> None:
+    """mkdir -p, run inside the container's root (so `..` and symlinks stay in it)."""
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except FileExistsError:
+        pass  # a file or a dangling link: chdir says what is wrong with it
+    except OSError as e:
+        raise InvalidSpec(f"cwd {cwd!r}: cannot create it: {e.strerror}") from None
+
+
 def chdir(cwd: str) -> None:
     try:
         os.chdir(cwd)

@@ -154,3 +154,24 @@ def test_char_block_and_fifo_devices_match_runc(
     assert code == 0
     assert ours == theirs
     assert sorted(line.split()[0] for line in ours) == ["brw-r-----", "crw-rw----", "prw-------"]
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_missing_cwd_is_made_as_runc_makes_it(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str, readonly: bool
+) -> None:
+    """runc makes a missing cwd (0755, root's) in the rootfs after pivot_root and before the
+    root goes read-only; Kubernetes' workingDir relies on it."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+        spec["process"]["cwd"] = "/srv/app/deep"
+        spec["root"]["readonly"] = readonly
+
+    code, ours, theirs = _compare(
+        make_bundle, tmp_path, cid,
+        ["sh", "-c", "pwd; ls -ld /srv/app /srv/app/deep | cut -c1-10; stat -c '%u:%g %a' ."],
+        edit,
+    )
+    assert (code, ours) == (0, ["/srv/app/deep", "drwxr-xr-x", "drwxr-xr-x", "0:0 755"])
+    assert ours == theirs

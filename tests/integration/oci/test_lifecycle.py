@@ -71,7 +71,7 @@ def test_create_failure_leaves_nothing(
         elif case == "bad_mount":
             spec["mounts"].append({"destination": "/mnt", "type": "nosuchfs", "source": "x"})
         elif case == "bad_cwd":
-            spec["process"]["cwd"] = "/does/not/exist"
+            spec["process"]["cwd"] = "/bin/sh/sub"  # under a file: runc makes missing ones
 
     bundle = make_bundle(["true"], edit)
     before = _mountinfo()
@@ -84,7 +84,7 @@ def test_create_failure_leaves_nothing(
         "unknown_namespace": "bogus",
         "missing_executable": "executable file not found",
         "bad_mount": "/mnt",
-        "bad_cwd": "/does/not/exist",
+        "bad_cwd": "/bin/sh/sub",
     }[case]
     assert expected in message
     if case in ("missing_rootfs", "unknown_namespace", "missing_executable"):
