@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.container.model import Container, ContainerStatus, container_name
 from cri.errors import FailedPrecondition, InvalidArgument, NotFound
 from cri.sandbox import READY
 from cri.spec import ContainerSpecInput, container_spec
+from cri.spec.users import secure_join
 from cri.storage import mount_rootfs, unmount_rootfs
 
 if TYPE_CHECKING:
@@ -88,11 +90,28 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
             cgroups_path=sandbox.container_cgroups_path(container_id),
             target_pid=target_pid,
         ))
+        make_working_dir(rootfs, spec["process"])
         (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
         undo.pop_all()
     svc.store.announce_created(container)
     log.info("container %s (%s) created in sandbox %s", container_id, container.name, sandbox.id)
     return container_id
+
+
+def make_working_dir(rootfs: Path, process: dict[str, Any]) -> None:
+    """A workingDir the image lacks is made in the container's writable layer, owned by the
+    container's user, as CRI-O does: pod specs name directories their images never had, and a
+    non-root process must be able to write in its own working directory. (The OCI runtime would
+    make it too, but root's.)"""
+    cwd = secure_join(rootfs, process["cwd"])
+    if cwd.exists() or cwd.is_symlink():
+        return
+    try:
+        cwd.mkdir(mode=0o755, parents=True)
+        os.chown(cwd, process["user"]["uid"], process["user"]["gid"])
+    except OSError as e:
+        raise InvalidArgument(f"working_dir {process['cwd']!r}: cannot create it in the "
+                              f"container's root filesystem: {e.strerror}") from None
 
 
 def _rmtree(path: Path) -> None:

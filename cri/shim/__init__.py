@@ -31,6 +31,7 @@ from cri.shim.errors import (
     ShimStartError,
     ShimStartTimeout,
     ShimUnavailable,
+    TaskRefused,
 )
 from cri.shim.protocol import ExitStatus, ProtocolError
 
@@ -43,6 +44,7 @@ __all__ = [
     "ShimStartError",
     "ShimStartTimeout",
     "ShimUnavailable",
+    "TaskRefused",
     "read_exit_file",
     "read_shim_pid",
     "start_shim",

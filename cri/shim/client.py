@@ -25,6 +25,7 @@ from cri.shim.errors import (
     ShimStartError,
     ShimStartTimeout,
     ShimUnavailable,
+    TaskRefused,
 )
 from cri.shim.protocol import (
     EXIT_FILE_NAME,
@@ -171,7 +172,7 @@ def start_shim(
         _kill_shim(state_dir, container_id)
         raise ShimStartError(f"shim for {container_id} sent a bad sync message: {exc}") from exc
     if isinstance(message, SyncError):
-        raise ShimStartError(message.error)
+        raise TaskRefused(message.error)
     log.info(
         "shim %d created container %s, init pid %d",
         message.shim_pid,

@@ -16,6 +16,11 @@ class ShimStartError(ShimError):
     """The shim could not create the container; nothing was left running."""
 
 
+class TaskRefused(ShimStartError):
+    """The OCI runtime refused to create the task: what the spec asks for cannot be done (a cwd
+    that is a file, an executable that is not there, a mount that fails)."""
+
+
 class ShimStartTimeout(ShimStartError):
     """The shim did not report in time. It was killed; the OCI runtime may still hold state for
     the container id, which the caller removes with its usual delete path."""

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from cri.config import RuntimeHandler
-from cri.errors import DeadlineExceeded, Internal
+from cri.errors import DeadlineExceeded, FailedPrecondition, Internal
 from cri.shim import client as shim
-from cri.shim.errors import ShimError
+from cri.shim.errors import ShimError, TaskRefused
 from cri.subprocesses import helper_env, oci_cli_argv
 from cri.task import exec_output, process_tree
 
@@ -84,6 +84,11 @@ class TaskRunner:
                 tty=tty,
                 runtime=self.handler.binary or None,
             )
+        except TaskRefused as exc:
+            # What the container asks for (its cwd, executable, user, mounts) cannot be done:
+            # the caller's to mend, not a fault of the runtime.
+            raise FailedPrecondition(f"the OCI runtime refused to create {task_id}: {exc}"
+                                     ) from None
         except ShimError as exc:
             raise Internal(f"creating task {task_id}: {exc}") from None
         try:
