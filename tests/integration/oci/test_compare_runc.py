@@ -175,3 +175,69 @@ def test_a_missing_cwd_is_made_as_runc_makes_it(
     )
     assert (code, ours) == (0, ["/srv/app/deep", "drwxr-xr-x", "drwxr-xr-x", "0:0 755"])
     assert ours == theirs
+
+
+def test_missing_mount_targets_are_made_as_runc_makes_them(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
+    """Bind targets the image lacks (a file's, like kubelet's /etc/hosts, and a directory's, with
+    missing parents) are made, a file for a file and a directory for a directory."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_text("x")
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["mounts"] += [
+            {"destination": "/opt/cfg/hosts", "type": "bind", "source": str(hosts),
+             "options": ["rbind", "ro"]},
+            {"destination": "/srv/a/data", "type": "bind", "source": str(data),
+             "options": ["rbind", "rw"]},
+        ]
+
+    code, ours, theirs = _compare(
+        make_bundle, tmp_path, cid,
+        ["sh", "-c", "cat /opt/cfg/hosts; ls /srv/a/data; "
+                     "ls -ld /opt/cfg /opt/cfg/hosts /srv/a | cut -c1-10"],
+        edit,
+    )
+    assert code == 0
+    assert ours == theirs
+    assert ours[:2] == ["127.0.0.1 localhost", "f"]
+
+
+def test_a_mount_target_through_a_symlink_stays_in_the_rootfs(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
+    """A target whose parent is a symlink (absolute, or climbing out with ..) resolves inside
+    the container's root, never on the host."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_text("x")
+    escape = tmp_path / "escape"
+
+    def edit(spec: dict[str, Any]) -> None:
+        set_cgroups_path(spec, cid)
+        spec["mounts"] += [
+            {"destination": "/abs/data", "type": "bind", "source": str(data),
+             "options": ["rbind"]},
+            {"destination": "/up/data", "type": "bind", "source": str(data),
+             "options": ["rbind"]},
+        ]
+
+    # /up climbs past "/": inside the container that is still "/", so it lands at {escape}
+    args = ["sh", "-c", f"ls /tmp/abs/data; ls {escape}/data"]
+    results = []
+    for name, run in (("ours", run_ours), ("runc", run_runc)):
+        bundle = make_bundle(args, edit)
+        rootfs = bundle / "rootfs"
+        (rootfs / "tmp" / "abs").mkdir()
+        (rootfs / "abs").symlink_to("/tmp/abs")
+        (rootfs / "up").symlink_to(f"../../../../../../..{escape}")
+        results.append(run(tmp_path / name, cid, bundle))
+    (ours_code, ours, ours_err), (runc_code, theirs, runc_err) = results
+    assert (ours_code, _normalize(ours)) == (runc_code, _normalize(theirs)), (ours_err, runc_err)
+    assert ours_code == 0, ours_err
+    assert ours.split() == ["f", "f"]
+    assert not escape.exists()
