@@ -167,16 +167,22 @@ def load(root: StrPath, container_id: str) -> Record:
     return Record(**raw)
 
 
-def proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks) of pid, or None if there is no such process."""
+def stat_fields(pid: int, proc: str = "/proc") -> list[bytes] | None:
+    """The fields of /proc/PID/stat after comm (state [0], parent pid [1], start time [19]), or
+    None if there is no such process."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
     # comm may hold spaces and parens: split after the last ')'.
-    rest = data[data.rindex(b")") + 2 :].split()
-    return rest[0].decode(), int(rest[19])
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) of pid, or None if there is no such process."""
+    rest = stat_fields(pid)
+    return None if rest is None else (rest[0].decode(), int(rest[19]))
 
 
 def init_alive(record: Record) -> bool:

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import grpc
 
+from cri.api import MAX_MESSAGE_BYTES
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.api.runtime.v1alpha2 import api_pb2 as v1alpha2
 from cri.server.dispatch import build_handler
 
 log = logging.getLogger(__name__)
 
-# kubelet's client limit (CRI-NOTES §4): answers larger than this fail on its side anyway.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 class GrpcServer:

@@ -13,9 +13,10 @@ import selectors
 import time
 from dataclasses import dataclass, field
 
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # kubelet's receive limit, as cri.server.grpc_server's
+from cri.api import MAX_MESSAGE_BYTES
+
 TRUNCATED = b"\n[output truncated by the runtime]\n"
-OUTPUT_LIMIT = (MAX_RESPONSE_BYTES - 64 * 1024) // 2 - len(TRUNCATED)
+OUTPUT_LIMIT = (MAX_MESSAGE_BYTES - 64 * 1024) // 2 - len(TRUNCATED)
 _CHUNK = 64 * 1024
 
 

@@ -14,16 +14,12 @@ import os
 import signal
 from collections.abc import Callable, Iterable
 
+from cri.oci.statefile import stat_fields
+
 
 def parent_of(pid: int, proc: str = "/proc") -> int | None:
-    try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'
-    fields = stat[stat.rfind(b")") + 2:].split()
-    return int(fields[1]) if len(fields) > 1 else None
+    fields = stat_fields(pid, proc)
+    return None if fields is None else int(fields[1])
 
 
 def all_pids(proc: str = "/proc") -> list[int]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from cri.api import MAX_MESSAGE_BYTES
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.api.runtime.v1 import api_pb2_grpc as v1_grpc
 from cri.api.runtime.v1alpha2 import api_pb2 as v1alpha2
@@ -26,8 +27,6 @@ from tests.support.leaks import cgroups_under, mounts_under, processes_mentionin
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-KUBELET_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -43,7 +42,7 @@ class CriClient:
     def __post_init__(self) -> None:
         # kubelet's and crictl's receive limit, not grpc's default 4 MiB
         self.channel = grpc.insecure_channel(f"unix://{self.socket}", options=[
-            ("grpc.max_receive_message_length", KUBELET_MAX_MESSAGE_BYTES)])
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
         module, stubs = (v1, v1_grpc) if self.version == "v1" else (v1alpha2, v1alpha2_grpc)
         self.api = module
         self.runtime = stubs.RuntimeServiceStub(self.channel)
