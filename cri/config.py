@@ -41,7 +41,11 @@ class Config:
     runtimes: Mapping[str, RuntimeHandler] = field(default_factory=dict)
     default_runtime: str = ""
     stream_address: str = "127.0.0.1"
-    stream_port: int = 0
+    stream_port: int = 0  # 0: a free port, chosen at start
+    # A streaming session with no traffic either way for this long is closed (cri-streaming's
+    # default); a client gets this long to open its streams after the upgrade.
+    stream_idle_timeout: float = 4 * 3600.0
+    stream_creation_timeout: float = 30.0
 
     @property
     def socket_path(self) -> Path:
@@ -106,6 +110,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--sandbox-image", help="pause image for pod sandboxes")
     parser.add_argument("--pause-binary", help="static pause binary for the built-in image")
     parser.add_argument("--cgroup-parent", help="cgroup parent for pods that name none")
+    parser.add_argument("--stream-address",
+                        help="address of the exec/attach/port-forward server (default 127.0.0.1)")
+    parser.add_argument("--stream-port", type=int,
+                        help="its port (default 0: a free one, chosen at start)")
     args = parser.parse_args(argv)
     overrides = {
         key: value

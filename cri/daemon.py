@@ -27,6 +27,9 @@ from cri.sandbox.service import WATCH_PREFIX as SANDBOX_PREFIX
 from cri.server import GrpcServer
 from cri.stats import StatsService
 from cri.store import Database
+from cri.stream_runtime import StreamRuntime
+from cri.stream_urls import StreamUrls
+from cri.streaming.server import StreamingServer
 from cri.task.exit_watcher import ExitWatcher
 
 log = logging.getLogger("cri")
@@ -52,9 +55,15 @@ class Daemon:
                                            self.sandboxes, exits=self.exits)
         self.sandboxes.containers = self.containers
         self._ready = threading.Event()
+        self.streaming = StreamingServer(config.stream_address, config.stream_port,
+                                         StreamRuntime(self.containers, self.sandboxes),
+                                         idle_timeout=config.stream_idle_timeout,
+                                         creation_timeout=config.stream_creation_timeout)
         self.runtime = RuntimeServicer(config, self.sandboxes, self.containers, self.images,
                                        StatsService(config, self.sandboxes, self.containers),
-                                       self.events)
+                                       self.events,
+                                       StreamUrls(self.streaming, self.containers,
+                                                  self.sandboxes))
         self.server = GrpcServer(
             config.socket_path,
             self.runtime,
@@ -96,6 +105,7 @@ class Daemon:
         self._ready.set()
 
     def serve(self) -> None:
+        self.streaming.start()
         self.server.start()
         self.prepare()
         stop = threading.Event()
@@ -109,6 +119,7 @@ class Daemon:
         stop.wait()
         self.events.stop()  # ends the event streams, so the server's grace is not spent on them
         self.server.stop()
+        self.streaming.stop()
         self.exits.stop()
         self.db.close()
         log.info("stopped; containers keep running under their shims")

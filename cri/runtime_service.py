@@ -25,6 +25,8 @@ from cri.sandbox import READY, Sandbox, SandboxService
 from cri.server.pages import pages
 from cri.stats import StatsService
 from cri.stats.metrics import MetricsCollector, descriptors
+from cri.stream_urls import StreamUrls
+from cri.streaming.requests import AttachRequest, ExecRequest, PortForwardRequest
 
 RUNTIME_NAME = "cri-py"
 # The CRI "version" field is the kubelet-facing API version, fixed at 0.1.0 by every runtime.
@@ -38,7 +40,8 @@ def _labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> boo
 class RuntimeServicer:
     def __init__(self, config: Config, sandboxes: SandboxService, containers: ContainerService,
                  images: ImageService, stats: StatsService,
-                 events: EventBroker[v1.ContainerEventResponse]) -> None:
+                 events: EventBroker[v1.ContainerEventResponse], streams: StreamUrls) -> None:
+        self._streams = streams
         self._config = config
         self._sandboxes = sandboxes
         self._containers = containers
@@ -204,6 +207,22 @@ class RuntimeServicer:
                                             float(request.timeout))
         return v1.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr,
                                    exit_code=result.exit_code)
+
+    # --- streaming: a URL on the streaming server, redeemed once when the client connects ---
+
+    def Exec(self, request: v1.ExecRequest) -> v1.ExecResponse:
+        return v1.ExecResponse(url=self._streams.exec_url(ExecRequest(
+            container_id=request.container_id, cmd=tuple(request.cmd), tty=request.tty,
+            stdin=request.stdin, stdout=request.stdout, stderr=request.stderr)))
+
+    def Attach(self, request: v1.AttachRequest) -> v1.AttachResponse:
+        return v1.AttachResponse(url=self._streams.attach_url(AttachRequest(
+            container_id=request.container_id, tty=request.tty, stdin=request.stdin,
+            stdout=request.stdout, stderr=request.stderr)))
+
+    def PortForward(self, request: v1.PortForwardRequest) -> v1.PortForwardResponse:
+        return v1.PortForwardResponse(url=self._streams.port_forward_url(PortForwardRequest(
+            pod_sandbox_id=request.pod_sandbox_id, ports=tuple(request.port))))
 
     def UpdateContainerResources(
         self, request: v1.UpdateContainerResourcesRequest

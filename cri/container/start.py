@@ -40,6 +40,7 @@ def start_container(svc: ContainerService, container_id: str) -> None:
             pid = runner.create_and_start(
                 container.id, svc.paths.container_state(container.id), svc.task_dir(container.id),
                 log_path=log_path, stdin=container.config.stdin,
+                stdin_once=container.config.stdin_once,
                 tty=container.config.tty)
         except Exception as exc:
             message = exc.message if isinstance(exc, CriError) else str(exc)

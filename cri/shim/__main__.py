@@ -26,6 +26,8 @@ def parse_args(argv: Sequence[str]) -> ShimConfig:
     parser.add_argument("--sync-fd", required=True, type=int)
     parser.add_argument("--log-path", type=Path, default=None)
     parser.add_argument("--stdin", action="store_true", help="keep a stdin pipe for attach")
+    parser.add_argument("--stdin-once", action="store_true",
+                        help="the first attach that ends its stdin closes the container's")
     parser.add_argument("--tty", action="store_true", help="the process gets a terminal")
     parser.add_argument(
         "--runtime", default=None, help="OCI runtime binary (runc); default: the in-tree executor"
@@ -40,6 +42,7 @@ def parse_args(argv: Sequence[str]) -> ShimConfig:
         sync_fd=args.sync_fd,
         log_path=None if args.log_path is None else args.log_path.absolute(),
         stdin=args.stdin,
+        stdin_once=args.stdin_once,
         tty=args.tty,
         runtime=args.runtime,
     )

@@ -33,6 +33,7 @@ from cri.shim.protocol import (
     SHIM_LOG_NAME,
     SHIM_PID_FILE_NAME,
     SOCKET_NAME,
+    AttachRequest,
     ErrorReply,
     ExitStatus,
     LineBuffer,
@@ -67,6 +68,7 @@ def shim_argv(
     sync_fd: int,
     log_path: Path | None = None,
     stdin: bool = False,
+    stdin_once: bool = False,
     tty: bool = False,
     runtime: str | None = None,
 ) -> list[str]:
@@ -84,6 +86,8 @@ def shim_argv(
         argv += ["--log-path", str(log_path)]
     if stdin:
         argv.append("--stdin")
+    if stdin_once:
+        argv.append("--stdin-once")
     if tty:
         argv.append("--tty")
     if runtime is not None:
@@ -99,6 +103,7 @@ def start_shim(
     state_dir: Path,
     log_path: Path | None = None,
     stdin: bool = False,
+    stdin_once: bool = False,
     tty: bool = False,
     runtime: str | None = None,
     timeout: float = DEFAULT_START_TIMEOUT_S,
@@ -123,6 +128,7 @@ def start_shim(
             sync_fd=sync_w,
             log_path=log_path,
             stdin=stdin,
+            stdin_once=stdin_once,
             tty=tty,
             runtime=runtime,
         )
@@ -204,6 +210,30 @@ class ShimClient:
     def reopen_log(self) -> None:
         """Close and reopen the container log (after the kubelet renamed it for rotation)."""
         self.request(ReopenLogRequest())
+
+    def attach(self, request: AttachRequest) -> tuple[socket.socket, bytes]:
+        """A connection turned into an attach stream (protocol.py, 4.), and the stream bytes
+        that came with the reply. The socket is the caller's to close."""
+        with self._connect() as sock:
+            try:
+                sock.sendall(encode_request(request))
+                received = b""
+                while b"\n" not in received:
+                    if len(received) > MAX_LINE:
+                        raise ShimError("shim's attach reply has no end")
+                    data = sock.recv(4096)
+                    if not data:
+                        raise ShimUnavailable("shim closed the connection without replying")
+                    received += data
+            except TimeoutError:
+                raise ShimError(f"shim did not answer attach in {self.timeout}s") from None
+            except OSError as exc:
+                raise ShimUnavailable(f"shim connection lost during attach: {exc}") from exc
+            line, _, rest = received.partition(b"\n")
+            reply = decode_reply(line)
+            if isinstance(reply, ErrorReply):
+                raise ShimRequestError(reply.error)
+            return sock.dup(), rest
 
     def request(self, request: Request) -> OkReply:
         """Send one request and wait for its reply; every failure is a `ShimError`."""

@@ -21,17 +21,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import json
 import logging
 import os
 import selectors
 import signal
 import socket
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -44,8 +47,11 @@ from cri.shim.protocol import (
     SHIM_LOG_NAME,
     SHIM_PID_FILE_NAME,
     SOCKET_NAME,
+    AttachFrame,
+    AttachRequest,
     ErrorReply,
     ExitStatus,
+    FrameDecoder,
     LineBuffer,
     OkReply,
     PingRequest,
@@ -57,7 +63,9 @@ from cri.shim.protocol import (
     SyncMessage,
     SyncOk,
     decode_request,
+    decode_resize,
     encode_exit_status,
+    encode_frame,
     encode_reply,
     encode_sync,
 )
@@ -73,6 +81,8 @@ TICK_S: Final = 1.0
 READ_SIZE: Final = 64 * 1024
 LOG_FILE_MODE: Final = 0o640
 CONTROL_SEND_TIMEOUT_S: Final = 1.0
+# Output queued for one attached client before it is cut off (never block the container).
+ATTACH_BUFFER_LIMIT: Final = 4 * 1024 * 1024
 
 _PR_SET_CHILD_SUBREAPER: Final = 36
 
@@ -90,6 +100,7 @@ class ShimConfig:
     sync_fd: int
     log_path: Path | None = None
     stdin: bool = False
+    stdin_once: bool = False  # the first attach that ends its stdin closes the container's
     tty: bool = False  # the process gets a pty; its one output stream is logged as stdout
     runtime: str | None = None  # None: the in-tree executor, cri.oci
 
@@ -154,6 +165,9 @@ class Monitor:
         self._pidfd: int | None = None
         self._exit: ExitStatus | None = None
         self._selector = selectors.DefaultSelector()
+        self._attached: dict[socket.socket, _Attachment] = {}
+        self._stdin_buffer = bytearray()
+        self._stdin_closing = False
         self._handlers: dict[type[Request], Callable[[Request], Reply]] = {
             PingRequest: self._on_ping,
             ReopenLogRequest: self._on_reopen_log,
@@ -461,6 +475,8 @@ class Monitor:
         stream = self._outputs[fd]
         try:
             data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return  # a tty's master shares O_NONBLOCK with the stdin end attach writes to
         except OSError as exc:
             # A pty master reads EIO once the last slave fd is closed: that is its EOF.
             if not (fd == self._terminal and exc.errno == errno.EIO):
@@ -475,6 +491,12 @@ class Monitor:
             return
         if self._log_fd is not None:
             self._write_log(self._encoder.feed(stream, data, now))
+        if self._attached:
+            kind = AttachFrame.STDOUT if stream == "stdout" else AttachFrame.STDERR
+            frame = encode_frame(kind, data)
+            for conn, attachment in list(self._attached.items()):
+                if kind in attachment.outputs:
+                    self._send_attached(conn, attachment, frame)
 
     def _on_init_exit(self, key: selectors.SelectorKey) -> None:
         # Only a wake-up: _reap collects the status. The pidfd stays readable from now on.
@@ -525,6 +547,10 @@ class Monitor:
                 self._close_control(conn)
                 return
             for line in lines.feed(data):
+                attach = _attach_request(line)
+                if attach is not None:
+                    self._start_attach(conn, attach, lines.pending())
+                    return
                 conn.sendall(encode_reply(self._dispatch(line)))
         except ProtocolError as exc:
             with contextlib.suppress(OSError):
@@ -575,6 +601,142 @@ class Monitor:
         log.info("reopened log %s", path)
         return OkReply()
 
+    # --- attach -------------------------------------------------------------------------------
+
+    def _start_attach(self, conn: socket.socket, request: AttachRequest, rest: bytes) -> None:
+        self._selector.unregister(conn)
+        if request.stdin and self._stdin_w is None:
+            conn.sendall(encode_reply(ErrorReply("the container was not created with stdin")))
+            conn.close()
+            return
+        if self._exit is not None and not self._outputs:
+            conn.sendall(encode_reply(ErrorReply("the container has exited")))
+            conn.close()
+            return
+        conn.sendall(encode_reply(OkReply(pid=self._init_pid)))
+        conn.setblocking(False)
+        outputs = set()
+        if request.stdout:
+            outputs.add(AttachFrame.STDOUT)
+        if request.stderr:
+            outputs.add(AttachFrame.STDERR)
+        attachment = _Attachment(outputs=frozenset(outputs), stdin=request.stdin)
+        self._attached[conn] = attachment
+        log.info("attached (stdin=%s stdout=%s stderr=%s); %d attached",
+                 request.stdin, request.stdout, request.stderr, len(self._attached))
+        self._selector.register(conn, selectors.EVENT_READ,
+                                lambda k: self._on_attached(k, conn))
+        if request.stdin and self._stdin_w is not None:
+            os.set_blocking(self._stdin_w, False)  # a container not reading must not stall us
+        if rest:
+            self._attached_input(conn, attachment, rest)
+
+    def _on_attached(self, key: selectors.SelectorKey, conn: socket.socket) -> None:
+        attachment = self._attached.get(conn)
+        if attachment is None:
+            return
+        if key.events & selectors.EVENT_WRITE and attachment.outbuf:
+            self._flush_attached(conn, attachment)
+        if conn not in self._attached or not key.events & selectors.EVENT_READ:
+            return
+        try:
+            data = conn.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._detach(conn, "the client closed the stream")
+            return
+        self._attached_input(conn, attachment, data)
+
+    def _attached_input(self, conn: socket.socket, attachment: _Attachment, data: bytes) -> None:
+        try:
+            frames = attachment.decoder.feed(data)
+        except ProtocolError as exc:
+            self._detach(conn, str(exc))
+            return
+        for kind, payload in frames:
+            if kind == AttachFrame.STDIN and attachment.stdin:
+                if len(self._stdin_buffer) > ATTACH_BUFFER_LIMIT:
+                    log.warning("the container is not reading its stdin: input dropped")
+                else:
+                    self._stdin_buffer += payload
+            elif kind == AttachFrame.STDIN_CLOSE and attachment.stdin:
+                attachment.stdin = False
+                if self.config.stdin_once:
+                    self._stdin_closing = True
+            elif kind == AttachFrame.RESIZE and self._terminal is not None:
+                with contextlib.suppress(ProtocolError, OSError):
+                    width, height = decode_resize(payload)
+                    fcntl.ioctl(self._terminal, termios.TIOCSWINSZ,
+                                struct.pack("HHHH", height, width, 0, 0))
+        self._flush_stdin()
+
+    def _flush_stdin(self) -> None:
+        if self._stdin_w is None:
+            self._stdin_buffer.clear()
+            return
+        while self._stdin_buffer:
+            try:
+                n = os.write(self._stdin_w, self._stdin_buffer)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                log.info("container stdin closed: %s", exc)
+                self._stdin_buffer.clear()
+                if self._stdin_w in self._selector.get_map():
+                    self._selector.unregister(self._stdin_w)
+                break
+            del self._stdin_buffer[:n]
+        if self._stdin_w is not None:
+            # Written when the pipe has room again; the selector says when.
+            registered = self._stdin_w in self._selector.get_map()
+            if self._stdin_buffer and not registered:
+                self._selector.register(self._stdin_w, selectors.EVENT_WRITE,
+                                        lambda k: self._flush_stdin())
+            elif not self._stdin_buffer and registered:
+                self._selector.unregister(self._stdin_w)
+        if not self._stdin_buffer and self._stdin_closing and self._stdin_w is not None:
+            log.info("stdin once: closing the container's stdin")
+            if self._terminal is not None:
+                # A terminal has no half-close: end of input is the EOF character, as typed.
+                with contextlib.suppress(OSError):
+                    os.write(self._stdin_w, b"\x04")
+            _close_quietly(self._stdin_w)
+            self._stdin_w = None
+
+    def _send_attached(self, conn: socket.socket, attachment: _Attachment, frame: bytes) -> None:
+        attachment.outbuf += frame
+        if len(attachment.outbuf) > ATTACH_BUFFER_LIMIT:
+            self._detach(conn, "the client is not reading its output")
+            return
+        self._flush_attached(conn, attachment)
+
+    def _flush_attached(self, conn: socket.socket, attachment: _Attachment) -> None:
+        try:
+            while attachment.outbuf:
+                n = conn.send(attachment.outbuf)
+                del attachment.outbuf[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._detach(conn, "the client went away")
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if attachment.outbuf else 0)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.modify(conn, events, lambda k: self._on_attached(k, conn))
+
+    def _detach(self, conn: socket.socket, why: str) -> None:
+        attachment = self._attached.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn)
+        conn.close()
+        if attachment is not None and attachment.stdin and self.config.stdin_once:
+            self._stdin_closing = True
+            self._flush_stdin()
+        log.info("detached: %s; %d attached", why, len(self._attached))
+
     # --- log and exit file ----------------------------------------------------------------------
 
     def _write_log(self, data: bytes) -> None:
@@ -614,8 +776,32 @@ class Monitor:
             _unlink(self.state_dir / SOCKET_NAME)
         if self._stdin_w is not None:
             _close_quietly(self._stdin_w)
+        for conn, attachment in list(self._attached.items()):
+            # Best effort: what is still queued, then EOF, which tells the client it has ended.
+            with contextlib.suppress(OSError):
+                conn.setblocking(True)
+                conn.settimeout(CONTROL_SEND_TIMEOUT_S)
+                conn.sendall(attachment.outbuf)
+            conn.close()
+        self._attached.clear()
         write_atomically(self.state_dir / EXIT_FILE_NAME, encode_exit_status(self._exit))
         log.info("exit file written: %s", self._exit)
+
+
+@dataclass(slots=True)
+class _Attachment:
+    outputs: frozenset[AttachFrame]
+    stdin: bool  # still sending stdin
+    decoder: FrameDecoder = field(default_factory=FrameDecoder)
+    outbuf: bytearray = field(default_factory=bytearray)
+
+
+def _attach_request(line: bytes) -> AttachRequest | None:
+    try:
+        request = decode_request(line)
+    except ProtocolError:
+        return None
+    return request if isinstance(request, AttachRequest) else None
 
 
 def write_atomically(path: Path, data: bytes) -> None:

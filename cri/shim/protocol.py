@@ -9,6 +9,8 @@ Three channels, all newline-terminated UTF-8 JSON objects:
    the shim answers one reply line; a connection may carry several exchanges in turn.
        {"op": "ping"}        → {"ok": true, "pid": N}
        {"op": "reopen_log"}  → {"ok": true}
+       {"op": "attach", "stdin": b, "stdout": b, "stderr": b}
+                             → {"ok": true}, then the connection is an attach stream (4.)
        anything else         → {"error": "text"}
    Requests are keyed by "op" so that later operations (attach, resize) are new request types;
    an op that hands the connection over to a byte stream (attach) replies `{"ok": true}` first.
@@ -16,12 +18,21 @@ Three channels, all newline-terminated UTF-8 JSON objects:
    output is in the log:
        {"exit_code": int, "finished_at": <unix ns>, "signal": int | null, "oom_killed": bool}
 
+4. An attach stream: frames of a kind byte, a 4-byte big-endian length and the payload.
+       shim → client: STDOUT, STDERR (the container's output, as it is logged; a tty's is all
+                      STDOUT). The shim closes the stream once the container's output has ended.
+       client → shim: STDIN (bytes for the container), STDIN_CLOSE (stdin EOF: with
+                      --stdin-once the container's stdin closes), RESIZE ({"width", "height"}).
+   A client that stops reading is cut off rather than allowed to stall the container.
+
 Unknown keys are ignored on decode, so either side may add fields without breaking the other.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -89,18 +100,30 @@ class ReopenLogRequest:
     op: ClassVar[str] = "reopen_log"
 
 
-Request = PingRequest | ReopenLogRequest
+@dataclass(frozen=True, slots=True)
+class AttachRequest:
+    op: ClassVar[str] = "attach"
+    stdin: bool = False
+    stdout: bool = False
+    stderr: bool = False
+
+
+Request = PingRequest | ReopenLogRequest | AttachRequest
 
 # NOTE: adding an operation is a new dataclass here, a branch in decode_request and a handler in
 # the shim; the op name is the only thing on the wire that selects it.
 _REQUEST_TYPES: Final[dict[str, type[Request]]] = {
     PingRequest.op: PingRequest,
     ReopenLogRequest.op: ReopenLogRequest,
+    AttachRequest.op: AttachRequest,
 }
 
 
 def encode_request(request: Request) -> bytes:
-    return _dump({"op": request.op})
+    obj: dict[str, Any] = {"op": request.op}
+    if isinstance(request, AttachRequest):
+        obj.update(stdin=request.stdin, stdout=request.stdout, stderr=request.stderr)
+    return _dump(obj)
 
 
 def decode_request(line: bytes) -> Request:
@@ -110,6 +133,9 @@ def decode_request(line: bytes) -> Request:
         request_type = _REQUEST_TYPES[op]
     except KeyError:
         raise ProtocolError(f"unknown op {op!r}") from None
+    if request_type is AttachRequest:
+        return AttachRequest(**{key: bool(obj.get(key, False))
+                                for key in ("stdin", "stdout", "stderr")})
     return request_type()
 
 
@@ -242,3 +268,56 @@ def _get(obj: dict[str, Any], key: str, kind: type[T]) -> T:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ProtocolError(f"{key!r} missing or not {kind.__name__}: {obj!r}")
     return value
+
+
+# --- attach stream ------------------------------------------------------------------------------
+
+
+class AttachFrame(enum.IntEnum):
+    STDIN = 0
+    STDOUT = 1
+    STDERR = 2
+    RESIZE = 4
+    STDIN_CLOSE = 5
+
+
+_FRAME_HEADER: Final = struct.Struct(">BI")
+MAX_FRAME: Final = 1024 * 1024
+
+
+def encode_frame(kind: AttachFrame, payload: bytes = b"") -> bytes:
+    return _FRAME_HEADER.pack(kind, len(payload)) + payload
+
+
+def encode_resize(width: int, height: int) -> bytes:
+    return encode_frame(AttachFrame.RESIZE, _dump({"width": width, "height": height}))
+
+
+def decode_resize(payload: bytes) -> tuple[int, int]:
+    obj = _load(payload)
+    return _get(obj, "width", int), _get(obj, "height", int)
+
+
+class FrameDecoder:
+    """Splits an attach stream into (kind, payload) frames."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[AttachFrame, bytes]]:
+        self._buffer += data
+        frames: list[tuple[AttachFrame, bytes]] = []
+        while len(self._buffer) >= _FRAME_HEADER.size:
+            kind, length = _FRAME_HEADER.unpack_from(self._buffer)
+            if length > MAX_FRAME:
+                raise ProtocolError(f"attach frame of {length} bytes")
+            end = _FRAME_HEADER.size + length
+            if len(self._buffer) < end:
+                break
+            try:
+                frame_kind = AttachFrame(kind)
+            except ValueError:
+                raise ProtocolError(f"unknown attach frame kind {kind}") from None
+            frames.append((frame_kind, bytes(self._buffer[_FRAME_HEADER.size:end])))
+            del self._buffer[:end]
+        return frames

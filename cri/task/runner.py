@@ -69,7 +69,7 @@ class TaskRunner:
 
     def create_and_start(
         self, task_id: str, bundle: Path, state_dir: Path, *, log_path: Path | None,
-        stdin: bool = False, tty: bool = False,
+        stdin: bool = False, stdin_once: bool = False, tty: bool = False,
     ) -> int:
         """Create the task under a new shim and start it; returns the task's host pid."""
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +81,7 @@ class TaskRunner:
                 state_dir=state_dir,
                 log_path=log_path,
                 stdin=stdin,
+                stdin_once=stdin_once,
                 tty=tty,
                 runtime=self.handler.binary or None,
             )
@@ -197,6 +198,19 @@ class TaskRunner:
             pid_file.unlink(missing_ok=True)
         return ExecResult(exit_code=proc.returncode, stdout=output["stdout"].value(),
                           stderr=output["stderr"].value())
+
+    def exec_argv(self, task_id: str, process_file: Path, pid_file: Path) -> list[str]:
+        """The OCI command line of an exec in the foreground (a streaming exec)."""
+        return self._cli("exec", "--pid-file", str(pid_file), "--process", str(process_file),
+                         task_id)
+
+    @staticmethod
+    def env() -> dict[str, str]:
+        return helper_env()
+
+    @staticmethod
+    def kill_exec(proc: subprocess.Popen[bytes], pid_file: Path) -> None:
+        TaskRunner._kill_exec(proc, pid_file)
 
     @staticmethod
     def _kill_exec(proc: subprocess.Popen[bytes], pid_file: Path) -> None:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from cri.shim import protocol
 from cri.shim.protocol import (
     MAX_LINE,
     ErrorReply,
@@ -142,3 +143,31 @@ def test_line_buffer_refuses_endless_lines() -> None:
     with pytest.raises(ProtocolError):
         lines.feed(b"9")
     assert LineBuffer().max_line == MAX_LINE
+
+
+# --- attach -------------------------------------------------------------------------------------
+
+
+def test_attach_request_round_trip() -> None:
+    request = protocol.AttachRequest(stdin=True, stdout=True, stderr=False)
+    assert protocol.decode_request(protocol.encode_request(request)) == request
+    assert protocol.decode_request(b'{"op": "attach"}\n') == protocol.AttachRequest()
+
+
+def test_attach_frames_split_anywhere() -> None:
+    stream = (protocol.encode_frame(protocol.AttachFrame.STDOUT, b"out\n")
+              + protocol.encode_resize(120, 40)
+              + protocol.encode_frame(protocol.AttachFrame.STDIN_CLOSE))
+    decoder = protocol.FrameDecoder()
+    frames = [f for i in range(len(stream)) for f in decoder.feed(stream[i:i + 1])]
+    assert [kind for kind, _ in frames] == [protocol.AttachFrame.STDOUT,
+                                            protocol.AttachFrame.RESIZE,
+                                            protocol.AttachFrame.STDIN_CLOSE]
+    assert frames[0][1] == b"out\n"
+    assert protocol.decode_resize(frames[1][1]) == (120, 40)
+
+
+@pytest.mark.parametrize("frame", [b"\x09\x00\x00\x00\x00", b"\x01\xff\xff\xff\xff"])
+def test_bad_attach_frames(frame: bytes) -> None:
+    with pytest.raises(protocol.ProtocolError):
+        protocol.FrameDecoder().feed(frame)
