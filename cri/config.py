@@ -40,6 +40,12 @@ class Config:
     registry_mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     runtimes: Mapping[str, RuntimeHandler] = field(default_factory=dict)
     default_runtime: str = ""
+    # Pod networking: "cni" (plugins from cni_bin_dir, the first config in cni_conf_dir) or
+    # "loopback" (each pod gets a namespace with loopback only).
+    network: str = "cni"
+    cni_conf_dir: Path = Path("/etc/cni/net.d")
+    cni_bin_dir: str = "/opt/cni/bin:/usr/lib/cni"  # searched in order, as CNI_PATH
+    cni_timeout: float = 60.0
     stream_address: str = "127.0.0.1"
     stream_port: int = 0  # 0: a free port, chosen at start
     # A streaming session with no traffic either way for this long is closed (cri-streaming's
@@ -65,7 +71,7 @@ class Config:
             raise KeyError(name) from None
 
 
-_PATH_KEYS = {"root", "state", "pause_binary"}
+_PATH_KEYS = {"root", "state", "pause_binary", "cni_conf_dir"}
 _SCALAR_KEYS = {f.name for f in fields(Config)} - {"registry_mirrors", "runtimes"}
 
 
@@ -110,6 +116,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--sandbox-image", help="pause image for pod sandboxes")
     parser.add_argument("--pause-binary", help="static pause binary for the built-in image")
     parser.add_argument("--cgroup-parent", help="cgroup parent for pods that name none")
+    parser.add_argument("--network", choices=["cni", "loopback"],
+                        help="pod networking (default cni)")
+    parser.add_argument("--cni-conf-dir", help="CNI configs (default /etc/cni/net.d)")
+    parser.add_argument("--cni-bin-dir",
+                        help="CNI plugin dirs, colon-separated (default /opt/cni/bin:/usr/lib/cni)")
     parser.add_argument("--stream-address",
                         help="address of the exec/attach/port-forward server (default 127.0.0.1)")
     parser.add_argument("--stream-port", type=int,

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from cri import config as config_module
@@ -17,6 +18,7 @@ from cri.container.service import WATCH_PREFIX as CONTAINER_PREFIX
 from cri.events import EventBroker, LifecycleEvent
 from cri.image import ImageService
 from cri.image_service import ImageServicer
+from cri.network.manager import NetworkManager
 from cri.paths import Paths
 from cri.recovery import recover
 from cri.runtime_service import RuntimeServicer
@@ -48,8 +50,11 @@ class Daemon:
                                    layers_in_use=self._layers_in_use)
         self.events: EventBroker[v1.ContainerEventResponse] = EventBroker(self._render_event)
         self.exits = ExitWatcher(self._on_exit)
+        self.network = NetworkManager(
+            config.network, config.cni_conf_dir,
+            [Path(d) for d in config.cni_bin_dir.split(":") if d], config.cni_timeout)
         self.sandboxes = SandboxService(config, self.paths, SandboxStore(self.db, self.events),
-                                        self.images, exits=self.exits)
+                                        self.images, self.network, exits=self.exits)
         self.containers = ContainerService(config, self.paths,
                                            ContainerStore(self.db, self.events), self.images,
                                            self.sandboxes, exits=self.exits)

@@ -33,6 +33,12 @@ RUNTIME_NAME = "cri-py"
 KUBELET_API_VERSION = "0.1.0"
 
 
+def _network_status(sandbox: Sandbox) -> v1.PodSandboxNetworkStatus:
+    ips = sandbox.status.ips
+    return v1.PodSandboxNetworkStatus(ip=ips[0] if ips else "",
+                                      additional_ips=[v1.PodIP(ip=ip) for ip in ips[1:]])
+
+
 def _labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
@@ -64,9 +70,10 @@ class RuntimeServicer:
     def Status(self, request: v1.StatusRequest) -> v1.StatusResponse:
         response = v1.StatusResponse(status=v1.RuntimeStatus(conditions=[
             v1.RuntimeCondition(type="RuntimeReady", status=True),
-            # Pods get their own network namespace with loopback; CNI plugs in on top of it.
-            v1.RuntimeCondition(type="NetworkReady", status=True),
         ]))
+        network = self._sandboxes.network.status()
+        response.status.conditions.add(type="NetworkReady", status=network.ready,
+                                       reason=network.reason, message=network.message)
         handlers = [""] + sorted(self._config.runtimes)
         for name in handlers:
             response.runtime_handlers.add(name=name, features=v1.RuntimeHandlerFeatures(
@@ -88,7 +95,7 @@ class RuntimeServicer:
     def UpdateRuntimeConfig(
         self, request: v1.UpdateRuntimeConfigRequest
     ) -> v1.UpdateRuntimeConfigResponse:
-        # The pod CIDR matters to CNI plugins that take it from the runtime; none of ours do yet.
+        self._sandboxes.network.set_pod_cidr(request.runtime_config.network_config.pod_cidr)
         return v1.UpdateRuntimeConfigResponse()
 
     # --- sandboxes -------------------------------------------------------------------------
@@ -367,7 +374,7 @@ def _sandbox_status(sandbox: Sandbox) -> v1.PodSandboxStatus:
     opts = sandbox.config.linux.security_context.namespace_options
     return v1.PodSandboxStatus(
         id=sandbox.id, metadata=sandbox.config.metadata, state=_sandbox_state(sandbox),
-        created_at=sandbox.created_at, network=v1.PodSandboxNetworkStatus(ip=""),
+        created_at=sandbox.created_at, network=_network_status(sandbox),
         linux=v1.LinuxPodSandboxStatus(namespaces=v1.Namespace(options=opts)),
         labels=sandbox.config.labels, annotations=sandbox.config.annotations,
         runtime_handler=sandbox.runtime_handler)

@@ -26,12 +26,15 @@ class SandboxStatus:
     state: str = NOTREADY
     pid: int = 0
     pid_start: int | None = None
+    ips: tuple[str, ...] = ()  # from CNI: IPv4 first, then IPv6
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: Any) -> SandboxStatus:
+        data = dict(data)
+        data["ips"] = tuple(data.get("ips", ()))
         return cls(**data)
 
     def stopped(self) -> SandboxStatus:

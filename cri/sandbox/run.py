@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING
 
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.config import BUILTIN_PAUSE_IMAGE
-from cri.errors import InvalidArgument, NotFound
+from cri.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
 from cri.image import Image
 from cri.network import create_netns, remove_netns
+from cri.network.cni import PluginError
+from cri.network.manager import NetworkNotReady, capabilities
 from cri.sandbox.model import READY, Sandbox, SandboxStatus, sandbox_name
 from cri.spec import SandboxSpecInput, sandbox_spec
 from cri.storage import RootfsLayout, mount_rootfs, unmount_rootfs
@@ -45,6 +47,34 @@ def validate(config: v1.PodSandboxConfig) -> None:
             raise InvalidArgument(f"sandbox config metadata.{field} must not be empty")
         if "/" in value or "\x00" in value:
             raise InvalidArgument(f"sandbox config metadata.{field} {value!r} is malformed")
+    opts = config.linux.security_context.namespace_options
+    for key in config.linux.sysctls:
+        check_sysctl(key, host_network=opts.network == v1.NODE, host_ipc=opts.ipc == v1.NODE)
+    try:
+        capabilities(config, "")
+    except ValueError as exc:
+        raise InvalidArgument(f"bandwidth annotation: {exc}") from None
+
+
+_IPC_SYSCTLS = ("kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+                "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem")
+
+
+def check_sysctl(key: str, *, host_network: bool, host_ipc: bool) -> None:
+    """Only sysctls the pod's own namespaces hold (kubelet's safe and unsafe lists alike):
+    net.* in its network namespace, the SysV IPC and mqueue ones in its IPC namespace."""
+    name = key.replace("/", ".")
+    if name.startswith("net."):
+        if host_network:
+            raise InvalidArgument(f"sysctl {key} would change the node's network namespace "
+                                  "(the pod uses the host network)")
+        return
+    if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
+        if host_ipc:
+            raise InvalidArgument(f"sysctl {key} would change the node's IPC namespace "
+                                  "(the pod uses the host IPC)")
+        return
+    raise InvalidArgument(f"sysctl {key} is not namespaced: it would change the whole node")
 
 
 def sandbox_image(svc: SandboxService) -> Image:
@@ -84,6 +114,17 @@ def write_pod_files(data_dir: Path, config: v1.PodSandboxConfig, hostname: str,
         (data_dir / "resolv.conf").write_text("")
 
 
+def setup_network(svc: SandboxService, sandbox: Sandbox, state_dir: Path) -> tuple[str, ...]:
+    if not svc.network.uses_cni:
+        return ()
+    try:
+        return svc.network.setup(sandbox.id, sandbox.netns_path, sandbox.config, state_dir)
+    except NetworkNotReady as exc:
+        raise FailedPrecondition(f"the pod network is not ready: {exc}") from None
+    except PluginError as exc:
+        raise Internal(f"setting up the pod network: {exc}") from None
+
+
 def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handler: str) -> str:
     validate(config)
     try:
@@ -120,6 +161,10 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
         if not host_network:
             create_netns(Path(sandbox.netns_path))
             undo.callback(remove_netns, Path(sandbox.netns_path))
+            ips = setup_network(svc, sandbox, state_dir)
+            undo.callback(svc.network.teardown, sandbox_id, state_dir)
+        else:
+            ips = ()
 
         shm_dir: Path | None = None
         if opts.ipc != v1.NODE:
@@ -148,7 +193,7 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
 
         start = pid_start_time(pid)
         status = svc.store.update_status(
-            sandbox_id, lambda s: SandboxStatus(state=READY, pid=pid, pid_start=start))
+            sandbox_id, lambda s: SandboxStatus(state=READY, pid=pid, pid_start=start, ips=ips))
         undo.pop_all()
     svc.watch_exit(replace(sandbox, status=status))
     log.info("sandbox %s (%s) ready, pause pid %d", sandbox_id, sandbox.name, pid)

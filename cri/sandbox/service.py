@@ -10,6 +10,7 @@ from typing import Protocol
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.config import Config
 from cri.image import ImageService
+from cri.network.manager import NetworkManager
 from cri.paths import Paths
 from cri.sandbox.model import READY, Sandbox
 from cri.sandbox.store import SandboxStore
@@ -35,6 +36,7 @@ class SandboxService:
     paths: Paths
     store: SandboxStore
     images: ImageService
+    network: NetworkManager
     containers: PodContainers | None = None
     exits: ExitWatcher | None = None
     _locks: defaultdict[str, threading.Lock] = field(

@@ -10,7 +10,9 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cri.errors import Internal
 from cri.network import remove_netns
+from cri.network.cni import PluginError
 from cri.sandbox.model import Sandbox
 from cri.task import TaskRunner
 
@@ -51,6 +53,12 @@ def stop_sandbox(svc: SandboxService, sandbox_id: str) -> None:
                             sandbox.status.pid)
         runner.delete(sandbox.id, force=True)
         if sandbox.netns_path:
+            try:
+                svc.network.teardown(sandbox.id, svc.paths.sandbox_state(sandbox.id))
+            except PluginError as exc:
+                # The namespace and the cache stay, so the next StopPodSandbox tries again.
+                raise Internal(f"tearing down the network of pod sandbox {sandbox.id}: {exc}"
+                               ) from None
             remove_netns(Path(sandbox.netns_path))
         svc.store.update_status(sandbox.id, lambda s: s.stopped())
     log.info("sandbox %s stopped", sandbox.id)

@@ -60,7 +60,13 @@ class DaemonProcess:
         *,
         extra_args: list[str] | None = None,
         config_file: Path | None = None,
+        network: str = "loopback",
+        node: str | None = None,
     ) -> None:
+        # Pods get loopback only unless a test asks for CNI; then it also gives a stand-in
+        # node (tests/support/node.py) for the daemon to run in.
+        self.network = network
+        self.node = node
         self.workdir = workdir
         self.socket = workdir / "cri.sock"
         self.root = workdir / "root"
@@ -73,7 +79,9 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
+        prefix = ["nsenter", f"--net=/run/netns/{self.node}", "--"] if self.node else []
         args = [
+            *prefix,
             sys.executable,
             "-m",
             "cri",
@@ -89,6 +97,8 @@ class DaemonProcess:
             self.cgroup_parent,
             "--log-level",
             "debug",
+            "--network",
+            self.network,
             *self.extra_args,
         ]
         if self.config_file is not None:
@@ -148,7 +158,8 @@ def child_cgroups(parent: str) -> list[str]:
 
 
 @contextmanager
-def running_daemon(pause_binary: Path, config_toml: str = "") -> Iterator[DaemonProcess]:
+def running_daemon(pause_binary: Path, config_toml: str = "", *, network: str = "loopback",
+                   node: str | None = None) -> Iterator[DaemonProcess]:
     """A daemon on a fresh temp root; afterwards everything is removed through the API and the
     test fails if any mount, cgroup, network namespace or process was left behind."""
     # Short paths: overlay mount options must fit in one page.
@@ -157,7 +168,8 @@ def running_daemon(pause_binary: Path, config_toml: str = "") -> Iterator[Daemon
     if config_toml:
         config_file = workdir / "config.toml"
         config_file.write_text(config_toml)
-    process = DaemonProcess(workdir, pause_binary, config_file=config_file)
+    process = DaemonProcess(workdir, pause_binary, config_file=config_file, network=network,
+                            node=node)
     process.start()
     try:
         yield process
