@@ -9,10 +9,12 @@ import os
 import secrets
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cri.api.runtime.v1 import api_pb2 as v1
+from cri.container.image_volumes import mount_image_volumes
 from cri.container.model import Container, ContainerStatus, container_name
 from cri.errors import FailedPrecondition, InvalidArgument, NotFound
 from cri.sandbox import READY
@@ -69,11 +71,15 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
     )
     state_dir = svc.paths.container_state(container_id)
     layout = svc.rootfs_layout(container_id)
+    config = v1.ContainerConfig.FromString(config.SerializeToString())  # ours to annotate
     with ExitStack() as undo:
-        svc.store.reserve(container)
-        undo.callback(svc.store.release, container_id)
         state_dir.mkdir(parents=True)
         undo.callback(_rmtree, state_dir)
+        volumes = mount_image_volumes(svc, container_id, config, undo)
+        container = replace(container, config=config,
+                            image_layers=container.image_layers + volumes.layers)
+        svc.store.reserve(container)
+        undo.callback(svc.store.release, container_id)
         rootfs = mount_rootfs(layout, svc.images.layer_dirs(image))
         undo.callback(unmount_rootfs, layout)
         target_pid = None
@@ -89,6 +95,7 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
             pod=svc.sandboxes.pod_environment(sandbox),
             cgroups_path=sandbox.container_cgroups_path(container_id),
             target_pid=target_pid,
+            image_volumes=volumes.sources,
         ))
         make_working_dir(rootfs, spec["process"])
         (state_dir / "config.json").write_text(json.dumps(spec, indent=1))

@@ -9,6 +9,7 @@ import logging
 import shutil
 from typing import TYPE_CHECKING
 
+from cri.container.image_volumes import unmount_image_volumes
 from cri.container.stop import stop_container
 from cri.storage import unmount_rootfs
 
@@ -26,6 +27,7 @@ def remove_container(svc: ContainerService, container_id: str) -> None:
     with svc.lock(container.id):
         svc.runner(container).delete(container.id, force=True)
         unmount_rootfs(svc.rootfs_layout(container.id))
+        unmount_image_volumes(svc, container.id)
         shutil.rmtree(svc.paths.container_state(container.id), ignore_errors=True)
         shutil.rmtree(svc.paths.container_data(container.id), ignore_errors=True)
         svc.store.delete(container)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ class ContainerSpecInput:
     pod: PodEnvironment
     cgroups_path: str
     target_pid: int | None = None  # init pid of the TARGET pid-namespace container
+    # container path -> host path of each image volume, mounted by the container domain
+    image_volumes: Mapping[str, str] = field(default_factory=dict)
 
 
 def merge_args(image: ImageConfig, command: tuple[str, ...], args: tuple[str, ...]) -> list[str]:
@@ -156,7 +158,12 @@ def _mounts(inp: ContainerSpecInput) -> list[dict[str, Any]]:
         if not m.container_path.startswith("/"):
             raise InvalidArgument(f"mount container_path {m.container_path!r} is not absolute")
         if m.image.image:
-            raise InvalidArgument("image volume mounts are not supported yet")
+            volume = inp.image_volumes.get(m.container_path)
+            if volume is None:
+                raise InvalidArgument(f"image volume {m.container_path!r} is not mounted")
+            mounts.append({"destination": m.container_path, "type": "bind", "source": volume,
+                           "options": ["rbind", "rprivate", "ro", "nosuid", "nodev"]})
+            continue
         if not m.host_path:
             raise InvalidArgument(f"mount for {m.container_path!r} has no host_path")
         if not Path(m.host_path).exists():
