@@ -116,8 +116,18 @@ def bind_rootfs(sys: Syscalls, rootfs: str) -> None:
 
 
 def pivot(sys: Syscalls, rootfs: str) -> None:
-    os.chdir(rootfs)
-    sys.pivot_root(".", ".")
+    # NOTE: back into the old root before making it a slave, as runc does: after
+    # pivot_root(".", ".") a mount(2) on "." names the mount under the cwd, which is the new
+    # root, and MS_SLAVE|MS_REC there turned every rshared bind of the container into a slave
+    # of the host (mounts made inside never reached the host). umount2 finds the old root on
+    # top either way.
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.chdir(rootfs)
+        sys.pivot_root(".", ".")
+        os.fchdir(old_root)
+    finally:
+        os.close(old_root)
     sys.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
     sys.umount2(".", sc.MNT_DETACH)
     os.chdir("/")

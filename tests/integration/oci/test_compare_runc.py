@@ -241,3 +241,40 @@ def test_a_mount_target_through_a_symlink_stays_in_the_rootfs(
     assert ours_code == 0, ours_err
     assert ours.split() == ["f", "f"]
     assert not escape.exists()
+
+
+def test_an_rshared_bind_propagates_both_ways_as_under_runc(
+    make_bundle: Callable[..., Path], tmp_path: Path, cid: str
+) -> None:
+    """critest's 'rshared' spec: a mount the container makes under a shared bind reaches the
+    host, and one the host makes reaches the container. (Our pivot once made every bind a slave
+    of the host: the first half failed.)"""
+    import subprocess
+
+    results = []
+    for name, run in (("ours", run_ours), ("runc", run_runc)):
+        shared = tmp_path / f"shared-{name}"
+        shared.mkdir()
+        subprocess.run(["mount", "--bind", str(shared), str(shared)], check=True)
+        subprocess.run(["mount", "--make-rshared", str(shared)], check=True)
+        try:
+            def edit(spec: dict[str, Any], shared: Path = shared) -> None:
+                set_cgroups_path(spec, cid)
+                spec["linux"]["rootfsPropagation"] = "rshared"
+                spec["mounts"].append({"destination": "/shared", "type": "bind",
+                                       "source": str(shared),
+                                       "options": ["rbind", "rshared", "rw"]})
+                caps = spec["process"]["capabilities"]
+                for key in ("bounding", "effective", "permitted"):
+                    caps[key] = sorted(set(caps.get(key, [])) | {"CAP_SYS_ADMIN"})
+
+            args = ["sh", "-c", "mkdir /shared/in && mount -t tmpfs inner /shared/in && "
+                                "touch /shared/in/from-container && sleep 0.5"]
+            code, out, err = run(tmp_path / name, cid, make_bundle(args, edit))
+            # the container's mount died with its namespace; what it propagated stays here
+            mounted = (shared / "in" / "from-container").exists()
+            subprocess.run(["umount", "-l", str(shared / "in")], check=False)
+            results.append((code, mounted, err))
+        finally:
+            subprocess.run(["umount", "-R", "-l", str(shared)], check=False)
+    assert results[0][:2] == results[1][:2] == (0, True), results
