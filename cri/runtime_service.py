@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
-from cri import __version__
+from cri import __version__, handler_features
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.config import Config
 from cri.container import Container, ContainerService
@@ -76,8 +76,9 @@ class RuntimeServicer:
                                        reason=network.reason, message=network.message)
         handlers = [""] + sorted(self._config.runtimes)
         for name in handlers:
+            rro = handler_features.recursive_read_only(self._config.handler(name))
             response.runtime_handlers.add(name=name, features=v1.RuntimeHandlerFeatures(
-                recursive_read_only_mounts=False, user_namespaces=False))
+                recursive_read_only_mounts=rro, user_namespaces=False))
         response.features.supplemental_groups_policy = True
         if request.verbose:
             response.info["config"] = json.dumps({

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cri import handler_features
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.container.image_volumes import mount_image_volumes
 from cri.container.model import Container, ContainerStatus, container_name
@@ -50,6 +51,7 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
     sandbox = svc.sandboxes.get(sandbox_id)
     if sandbox.status.state != READY:
         raise FailedPrecondition(f"sandbox {sandbox.id} is not ready")
+    check_recursive_read_only(svc, sandbox.runtime_handler, config)
     image = svc.images.get(config.image.image)
     if image is None:
         raise NotFound(f"image {config.image.image!r} not found: pull it first")
@@ -103,6 +105,29 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
     svc.store.announce_created(container)
     log.info("container %s (%s) created in sandbox %s", container_id, container.name, sandbox.id)
     return container_id
+
+
+def check_recursive_read_only(svc: ContainerService, handler_name: str,
+                              config: v1.ContainerConfig) -> None:
+    """containerd's rules: a recursive read-only mount is read-only, private, and only asked of
+    a handler that can make one."""
+    for m in config.mounts:
+        if not m.recursive_read_only:
+            continue
+        if not m.readonly:
+            raise InvalidArgument(f"mount {m.container_path!r}: recursive_read_only needs "
+                                  "readonly")
+        if m.propagation != v1.PROPAGATION_PRIVATE:
+            raise InvalidArgument(f"mount {m.container_path!r}: recursive_read_only needs "
+                                  "private propagation (a propagated mount could not stay "
+                                  "read-only)")
+        try:
+            handler = svc.config.handler(handler_name)
+        except KeyError:
+            handler = svc.config.handler("")
+        if not handler_features.recursive_read_only(handler):
+            raise InvalidArgument(f"mount {m.container_path!r}: runtime handler "
+                                  f"{handler_name!r} cannot make recursive read-only mounts")
 
 
 def make_working_dir(rootfs: Path, process: dict[str, Any]) -> None:

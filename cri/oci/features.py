@@ -12,9 +12,9 @@ OCI_VERSION_MAX = "1.1.0"
 
 
 def _mount_options() -> list[str]:
-    from .mounts import _FLAGS, _IGNORED, PROPAGATION
+    from .mounts import _FLAGS, _IGNORED, PROPAGATION, RECURSIVE
 
-    return sorted({*_FLAGS, *PROPAGATION, *_IGNORED})
+    return sorted({*_FLAGS, *PROPAGATION, *_IGNORED, *RECURSIVE})
 
 
 def _seccomp() -> dict[str, Any]:

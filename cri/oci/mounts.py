@@ -73,7 +73,19 @@ PROPAGATION = {
 }
 # Accepted and ignored: runc extensions and options meant for other runtimes.
 _IGNORED = {"tmpcopyup", "defaults"}
-_UNSUPPORTED = {"idmap", "ridmap", "rro", "rrw", "rnosuid", "rnodev", "rnoexec"}
+_UNSUPPORTED = {"idmap", "ridmap"}
+# Recursive attributes (runc 1.1's): applied with mount_setattr(AT_RECURSIVE) to the mount and
+# every mount under it, which a bind remount cannot do. option -> (set, clear)
+RECURSIVE = {
+    "rro": (sc.MOUNT_ATTR_RDONLY, 0),
+    "rrw": (0, sc.MOUNT_ATTR_RDONLY),
+    "rnosuid": (sc.MOUNT_ATTR_NOSUID, 0),
+    "rsuid": (0, sc.MOUNT_ATTR_NOSUID),
+    "rnodev": (sc.MOUNT_ATTR_NODEV, 0),
+    "rdev": (0, sc.MOUNT_ATTR_NODEV),
+    "rnoexec": (sc.MOUNT_ATTR_NOEXEC, 0),
+    "rexec": (0, sc.MOUNT_ATTR_NOEXEC),
+}
 
 
 @record
@@ -81,6 +93,8 @@ class Options:
     flags: int
     propagation: tuple[int, ...]
     data: str
+    recursive_set: int = 0  # MOUNT_ATTR_* for mount_setattr(AT_RECURSIVE)
+    recursive_clear: int = 0
 
     @property
     def is_bind(self) -> bool:
@@ -95,8 +109,12 @@ def parse_options(options: Iterable[str], *, where: str = "mount") -> Options:
     flags = 0
     propagation: list[int] = []
     data: list[str] = []
+    rset = rclear = 0
     for opt in options:
-        if opt in _FLAGS:
+        if opt in RECURSIVE:
+            set_, clear = RECURSIVE[opt]
+            rset, rclear = (rset | set_) & ~clear, (rclear | clear) & ~set_
+        elif opt in _FLAGS:
             set_, clear = _FLAGS[opt]
             flags = (flags | set_) & ~clear
         elif opt in PROPAGATION:
@@ -107,7 +125,7 @@ def parse_options(options: Iterable[str], *, where: str = "mount") -> Options:
             raise InvalidSpec(f"{where}: mount option {opt!r} is not supported")
         else:
             data.append(opt)
-    return Options(flags, tuple(propagation), ",".join(data))
+    return Options(flags, tuple(propagation), ",".join(data), rset, rclear)
 
 
 def statvfs_flags(path: str) -> int:
@@ -183,6 +201,8 @@ def mount_one(sys: Syscalls, m: Mount, ctx: MountContext) -> None:
                 _bind(sys, "/dev/mqueue" if m.type == "mqueue" else "/sys", dest, opts, rec=True)
             else:
                 raise
+    if opts.recursive_set or opts.recursive_clear:
+        sys.mount_setattr_recursive(dest, opts.recursive_set, opts.recursive_clear)
     _propagate(sys, dest, opts)
 
 

@@ -75,9 +75,19 @@ IOPRIO_CLASS_SHIFT = 13
 
 #: syscall numbers glibc 2.36 has no wrapper for, per machine
 _NR = {
-    "x86_64": {"pivot_root": 155, "ioprio_set": 251, "sched_setattr": 314},
-    "aarch64": {"pivot_root": 41, "ioprio_set": 30, "sched_setattr": 274},
+    "x86_64": {"pivot_root": 155, "ioprio_set": 251, "sched_setattr": 314,
+               "mount_setattr": 442},
+    "aarch64": {"pivot_root": 41, "ioprio_set": 30, "sched_setattr": 274,
+                "mount_setattr": 442},
 }
+
+# mount_setattr(2), Linux 5.12
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 # NOTE: read once at import: after personality(PER_LINUX32) uname says i686 while we still make
 # 64-bit system calls.
 _MACHINE = os.uname().machine
@@ -125,6 +135,7 @@ class Syscalls(Protocol):
         self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
     ) -> None: ...
     def umount2(self, target: str, flags: int) -> None: ...
+    def mount_setattr_recursive(self, target: str, attr_set: int, attr_clr: int) -> None: ...
     def pivot_root(self, new_root: str, put_old: str) -> None: ...
     def chroot(self, path: str) -> None: ...
     def setresuid(self, uid: int) -> None: ...
@@ -262,6 +273,18 @@ class RealSyscalls:
     def umount2(self, target: str, flags: int) -> None:
         _check(_lib().umount2(_b(target), _Int(flags)), "umount2", target, flags)
 
+    def mount_setattr_recursive(self, target: str, attr_set: int, attr_clr: int) -> None:
+        """MOUNT_ATTR_* set and cleared on `target` and every mount under it."""
+        import struct
+
+        nr = _NR[_MACHINE]["mount_setattr"]
+        attr = c_buffer(struct.pack("=QQQQ", attr_set, attr_clr, 0, 0))
+        _check(
+            _lib().syscall(_Long(nr), _Int(AT_FDCWD), _b(target), _UInt(AT_RECURSIVE), attr,
+                           _ULong(32)),
+            "mount_setattr", target, hex(attr_set), hex(attr_clr),
+        )
+
     def pivot_root(self, new_root: str, put_old: str) -> None:
         # glibc has no pivot_root wrapper.
         nr = _NR[_MACHINE]["pivot_root"]
@@ -376,6 +399,9 @@ class RecordingSyscalls:
 
     def umount2(self, target: str, flags: int) -> None:
         self._record("umount2", target, flags)
+
+    def mount_setattr_recursive(self, target: str, attr_set: int, attr_clr: int) -> None:
+        self._record("mount_setattr_recursive", target, attr_set, attr_clr)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         self._record("pivot_root", new_root, put_old)

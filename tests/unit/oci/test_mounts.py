@@ -259,3 +259,10 @@ def test_detach_shared_rootfs_stops_when_its_mount_is_gone() -> None:
     fake = RecordingSyscalls()
     rootfs.detach_shared_rootfs(fake, "/r", 41, lambda: next(tables))
     assert fake.calls == [("umount2", "/r", sc.MNT_DETACH)] * 2
+
+
+def test_recursive_attributes_go_through_mount_setattr(tmp_path: Path) -> None:
+    opts = parse_options(["rbind", "ro", "rro", "rnosuid", "rnoexec", "rexec"])
+    assert opts.recursive_set == sc.MOUNT_ATTR_RDONLY | sc.MOUNT_ATTR_NOSUID
+    assert opts.recursive_clear == sc.MOUNT_ATTR_NOEXEC
+    assert parse_options(["rrw"]).recursive_clear == sc.MOUNT_ATTR_RDONLY
