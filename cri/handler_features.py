@@ -41,3 +41,9 @@ def recursive_read_only(handler: RuntimeHandler) -> bool:
     if not handler.binary:
         return True  # the in-tree executor (cri.oci.mounts.RECURSIVE)
     return "rro" in (_features(handler.binary).get("mountOptions") or [])
+
+
+def user_namespaces(handler: RuntimeHandler) -> bool:
+    """Pod user namespaces: the in-tree executor's (cri.oci.userns). runc and crun can too,
+    but are not offered: joining the pod's namespace by path is not yet checked against them."""
+    return not handler.binary and os.path.exists("/proc/self/ns/user")

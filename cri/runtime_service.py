@@ -76,9 +76,10 @@ class RuntimeServicer:
                                        reason=network.reason, message=network.message)
         handlers = [""] + sorted(self._config.runtimes)
         for name in handlers:
-            rro = handler_features.recursive_read_only(self._config.handler(name))
+            handler = self._config.handler(name)
             response.runtime_handlers.add(name=name, features=v1.RuntimeHandlerFeatures(
-                recursive_read_only_mounts=rro, user_namespaces=False))
+                recursive_read_only_mounts=handler_features.recursive_read_only(handler),
+                user_namespaces=handler_features.user_namespaces(handler)))
         response.features.supplemental_groups_policy = True
         if request.verbose:
             response.info["config"] = json.dumps({

@@ -20,6 +20,7 @@ from cri.container.model import Container, ContainerStatus, container_name
 from cri.errors import FailedPrecondition, InvalidArgument, NotFound
 from cri.sandbox import READY
 from cri.spec import ContainerSpecInput, container_spec
+from cri.spec.userns import prepare_rootfs as prepare_userns_rootfs
 from cri.spec.users import secure_join
 from cri.storage import mount_rootfs, unmount_rootfs
 
@@ -100,6 +101,9 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
             image_volumes=volumes.sources,
         ))
         make_working_dir(rootfs, spec["process"])
+        pod_env = svc.sandboxes.pod_environment(sandbox)
+        if pod_env.userns is not None:
+            prepare_userns_rootfs(rootfs, {**spec, "linux": {**spec["linux"], **pod_env.userns}})
         (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
         undo.pop_all()
     svc.store.announce_created(container)

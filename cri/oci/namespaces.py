@@ -58,9 +58,42 @@ def open_paths(namespaces: Iterable[Namespace]) -> list[tuple[str, int]]:
 
 
 def join(sys: Syscalls, fds: Iterable[tuple[str, int]]) -> None:
+    """User first, except for namespaces the joined user namespace does not own: those are
+    joined before it, while we still hold the rights of their owner. (A pod's network namespace
+    pinned by the runtime belongs to the host's user namespace while its containers join the
+    pod's own: setns to it from inside fails with EPERM.)"""
+    fds = list(fds)
+    user = next((fd for ns_type, fd in fds if ns_type == "user"), None)
+    if user is not None:
+        target = _identity(user)
+        early = [(t, fd) for t, fd in fds if t != "user" and _owner_identity(fd) != target]
+        fds = early + [(t, fd) for t, fd in fds if (t, fd) not in early]
     for ns_type, fd in fds:
         sys.setns(fd, TYPES[ns_type][0])
         os.close(fd)
+
+
+_NS_GET_USERNS = 0xB701
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _owner_identity(fd: int) -> tuple[int, int] | None:
+    """The user namespace owning namespace `fd` (ioctl NS_GET_USERNS); None where the kernel
+    will not say (the owner is above ours)."""
+    import fcntl
+
+    try:
+        owner = fcntl.ioctl(fd, _NS_GET_USERNS)
+    except OSError:
+        return None
+    try:
+        return _identity(owner)
+    finally:
+        os.close(owner)
 
 
 def unshare_flags(namespaces: Iterable[Namespace]) -> int:

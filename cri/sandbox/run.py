@@ -27,6 +27,8 @@ from cri.network.cni import PluginError
 from cri.network.manager import NetworkNotReady, capabilities
 from cri.sandbox.model import READY, Sandbox, SandboxStatus, sandbox_name
 from cri.spec import SandboxSpecInput, sandbox_spec
+from cri.spec.userns import pod_mappings
+from cri.spec.userns import prepare_rootfs as prepare_userns_rootfs
 from cri.storage import RootfsLayout, mount_rootfs, unmount_rootfs
 from cri.storage.mounts import mount, unmount
 from cri.task import TaskRunner
@@ -48,6 +50,7 @@ def validate(config: v1.PodSandboxConfig) -> None:
         if "/" in value or "\x00" in value:
             raise InvalidArgument(f"sandbox config metadata.{field} {value!r} is malformed")
     opts = config.linux.security_context.namespace_options
+    pod_mappings(opts)
     for key in config.linux.sysctls:
         check_sysctl(key, host_network=opts.network == v1.NODE, host_ipc=opts.ipc == v1.NODE)
     try:
@@ -186,6 +189,8 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
             hostname=hostname, netns_path=sandbox.netns_path, shm_dir=shm_dir,
             cgroups_path=sandbox.cgroups_path,
         ))
+        if "uidMappings" in spec["linux"]:
+            prepare_userns_rootfs(rootfs, spec)
         (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
 
         pid = runner.create_and_start(sandbox_id, state_dir, state_dir / "task", log_path=None)

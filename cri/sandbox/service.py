@@ -15,6 +15,7 @@ from cri.paths import Paths
 from cri.sandbox.model import READY, Sandbox
 from cri.sandbox.store import SandboxStore
 from cri.spec.container import PodEnvironment
+from cri.spec.userns import pod_mappings
 from cri.task import TaskRunner
 from cri.task.exit_watcher import ExitWatcher
 
@@ -92,6 +93,7 @@ class SandboxService:
             hosts_file=data_dir / "hosts",
             resolv_conf=data_dir / "resolv.conf",
             shm_dir=None if sandbox.host_ipc else self.paths.sandbox_state(sandbox.id) / "shm",
+            userns=pod_mappings(sandbox.config.linux.security_context.namespace_options),
         )
 
     def list(self) -> list[Sandbox]:

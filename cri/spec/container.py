@@ -39,6 +39,8 @@ class PodEnvironment:
     hosts_file: Path
     resolv_conf: Path
     shm_dir: Path | None  # None when the pod shares the host's IPC (then /dev/shm is the host's)
+    # The pod's own user namespace's mappings (the pause container's), or None for the host's.
+    userns: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,8 @@ def _namespaces(inp: ContainerSpecInput) -> list[dict[str, str]]:
     opts = inp.config.linux.security_context.namespace_options
     proc = f"/proc/{pod.pause_pid}/ns"
     namespaces: list[dict[str, str]] = [{"type": "mount"}]
+    if pod.userns is not None:
+        namespaces.append({"type": "user", "path": f"{proc}/user"})
     if not pod.host_network:
         namespaces.append({"type": "network", "path": pod.netns_path})
         namespaces.append({"type": "uts", "path": f"{proc}/uts"})

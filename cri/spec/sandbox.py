@@ -13,6 +13,7 @@ from cri.image import ImageConfig
 from cri.spec import defaults
 from cri.spec.container import merge_env
 from cri.spec.seccomp import seccomp_for
+from cri.spec.userns import pod_mappings
 from cri.spec.users import resolve_user
 
 # kubelet's value for the pause container: the last process the OOM killer should pick.
@@ -46,7 +47,10 @@ def sandbox_spec(inp: SandboxSpecInput) -> dict[str, Any]:
         run_as_group=sc.run_as_group.value if sc.HasField("run_as_group") else None,
         supplemental_groups=tuple(sc.supplemental_groups),
     )
+    userns = pod_mappings(opts)
     namespaces: list[dict[str, str]] = [{"type": "mount"}]
+    if userns is not None:
+        namespaces.append({"type": "user"})
     if opts.network != v1.NODE:
         namespaces.append({"type": "network", "path": inp.netns_path})
         namespaces.append({"type": "uts"})
@@ -68,6 +72,8 @@ def sandbox_spec(inp: SandboxSpecInput) -> dict[str, Any]:
         "sysctl": dict(cfg.linux.sysctls),
         "rootfsPropagation": "rslave",
     }
+    if userns is not None:
+        linux.update(userns)
     seccomp = seccomp_for(sc.seccomp if sc.HasField("seccomp") else None,
                           sc.seccomp_profile_path, sc.privileged, capabilities=caps)
     if seccomp is not None:

@@ -164,6 +164,8 @@ def running_daemon(pause_binary: Path, config_toml: str = "", *, network: str = 
     test fails if any mount, cgroup, network namespace or process was left behind."""
     # Short paths: overlay mount options must fit in one page.
     workdir = Path(tempfile.mkdtemp(prefix="cri-", dir="/tmp"))
+    # As /run and /var/lib are: a pod's user-namespaced root must reach its rootfs below.
+    workdir.chmod(0o711)
     config_file = None
     if config_toml:
         config_file = workdir / "config.toml"
