@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -20,9 +21,9 @@ from cri.container.model import Container, ContainerStatus, container_name
 from cri.errors import FailedPrecondition, InvalidArgument, NotFound
 from cri.sandbox import READY
 from cri.spec import ContainerSpecInput, container_spec
-from cri.spec.userns import prepare_rootfs as prepare_userns_rootfs
 from cri.spec.users import secure_join
 from cri.storage import mount_rootfs, unmount_rootfs
+from cri.storage.rootfs import mount_idmapped_rootfs
 
 if TYPE_CHECKING:
     from cri.container.service import ContainerService
@@ -83,7 +84,15 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
                             image_layers=container.image_layers + volumes.layers)
         svc.store.reserve(container)
         undo.callback(svc.store.release, container_id)
-        rootfs = mount_rootfs(layout, svc.images.layer_dirs(image))
+        pod_env = svc.sandboxes.pod_environment(sandbox)
+        if pod_env.userns is not None:
+            root_uid = pod_env.userns["uidMappings"][0]["hostID"]
+            root_gid = pod_env.userns["gidMappings"][0]["hostID"]
+            rootfs = mount_idmapped_rootfs(layout, svc.images.layer_dirs(image),
+                                           Path(f"/proc/{sandbox.status.pid}/ns/user"),
+                                           root_uid, root_gid)
+        else:
+            rootfs = mount_rootfs(layout, svc.images.layer_dirs(image))
         undo.callback(unmount_rootfs, layout)
         target_pid = None
         if config.linux.security_context.namespace_options.pid == v1.TARGET:
@@ -95,15 +104,12 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
             sandbox_config=pod_config,
             image=image.config,
             rootfs=rootfs,
-            pod=svc.sandboxes.pod_environment(sandbox),
+            pod=pod_env,
             cgroups_path=sandbox.container_cgroups_path(container_id),
             target_pid=target_pid,
             image_volumes=volumes.sources,
         ))
-        make_working_dir(rootfs, spec["process"])
-        pod_env = svc.sandboxes.pod_environment(sandbox)
-        if pod_env.userns is not None:
-            prepare_userns_rootfs(rootfs, {**spec, "linux": {**spec["linux"], **pod_env.userns}})
+        make_working_dir(rootfs, spec["process"], pod_env.userns)
         (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
         undo.pop_all()
     svc.store.announce_created(container)
@@ -134,7 +140,8 @@ def check_recursive_read_only(svc: ContainerService, handler_name: str,
                                   f"{handler_name!r} cannot make recursive read-only mounts")
 
 
-def make_working_dir(rootfs: Path, process: dict[str, Any]) -> None:
+def make_working_dir(rootfs: Path, process: dict[str, Any],
+                     userns: Mapping[str, Any] | None = None) -> None:
     """A workingDir the image lacks is made in the container's writable layer, owned by the
     container's user, as CRI-O does: pod specs name directories their images never had, and a
     non-root process must be able to write in its own working directory. (The OCI runtime would
@@ -144,7 +151,11 @@ def make_working_dir(rootfs: Path, process: dict[str, Any]) -> None:
         return
     try:
         cwd.mkdir(mode=0o755, parents=True)
-        os.chown(cwd, process["user"]["uid"], process["user"]["gid"])
+        uid, gid = process["user"]["uid"], process["user"]["gid"]
+        if userns is not None:  # the host ids that the container's ids are
+            uid += userns["uidMappings"][0]["hostID"]
+            gid += userns["gidMappings"][0]["hostID"]
+        os.chown(cwd, uid, gid)
     except OSError as e:
         raise InvalidArgument(f"working_dir {process['cwd']!r}: cannot create it in the "
                               f"container's root filesystem: {e.strerror}") from None

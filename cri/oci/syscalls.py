@@ -76,9 +76,9 @@ IOPRIO_CLASS_SHIFT = 13
 #: syscall numbers glibc 2.36 has no wrapper for, per machine
 _NR = {
     "x86_64": {"pivot_root": 155, "ioprio_set": 251, "sched_setattr": 314,
-               "mount_setattr": 442},
+               "mount_setattr": 442, "open_tree": 428, "move_mount": 429},
     "aarch64": {"pivot_root": 41, "ioprio_set": 30, "sched_setattr": 274,
-                "mount_setattr": 442},
+                "mount_setattr": 442, "open_tree": 428, "move_mount": 429},
 }
 
 # mount_setattr(2), Linux 5.12
@@ -88,6 +88,11 @@ MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
 MOUNT_ATTR_NODEV = 0x4
 MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x100000
+OPEN_TREE_CLONE = 0x1
+OPEN_TREE_CLOEXEC = 0o2000000
+AT_EMPTY_PATH = 0x1000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
 # NOTE: read once at import: after personality(PER_LINUX32) uname says i686 while we still make
 # 64-bit system calls.
 _MACHINE = os.uname().machine
@@ -284,6 +289,26 @@ class RealSyscalls:
                            _ULong(32)),
             "mount_setattr", target, hex(attr_set), hex(attr_clr),
         )
+
+    def idmapped_bind(self, source: str, target: str, userns_fd: int) -> None:
+        """A bind of `source` at `target` whose ids are seen through the mappings of user
+        namespace `userns_fd` (open_tree, mount_setattr MOUNT_ATTR_IDMAP, move_mount)."""
+        import struct
+
+        lib = _lib()
+        tree = _check(lib.syscall(_Long(_NR[_MACHINE]["open_tree"]), _Int(AT_FDCWD),
+                                  _b(source), _UInt(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)),
+                      "open_tree", source)
+        try:
+            attr = c_buffer(struct.pack("=QQQQ", MOUNT_ATTR_IDMAP, 0, 0, userns_fd))
+            _check(lib.syscall(_Long(_NR[_MACHINE]["mount_setattr"]), _Int(tree), b"",
+                               _UInt(AT_EMPTY_PATH), attr, _ULong(32)),
+                   "mount_setattr(MOUNT_ATTR_IDMAP)", source)
+            _check(lib.syscall(_Long(_NR[_MACHINE]["move_mount"]), _Int(tree), b"",
+                               _Int(AT_FDCWD), _b(target), _UInt(MOVE_MOUNT_F_EMPTY_PATH)),
+                   "move_mount", source, target)
+        finally:
+            os.close(tree)
 
     def pivot_root(self, new_root: str, put_old: str) -> None:
         # glibc has no pivot_root wrapper.
