@@ -20,8 +20,7 @@ class StreamUrls:
         self.sandboxes = sandboxes
 
     def exec_url(self, request: ExecRequest) -> str:
-        exec_op.check_exec(self.containers, request)
-        container = self.containers.get(request.container_id)
+        container = exec_op.check_exec(self.containers, request)
         return self.server.url(ExecRequest(container.id, request.cmd, request.tty,
                                            request.stdin, request.stdout, request.stderr))
 

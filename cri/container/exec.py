@@ -7,16 +7,18 @@ from typing import TYPE_CHECKING
 
 from cri.container.exec_sync import running_container, write_process_file
 from cri.streaming.requests import ExecRequest, validate_streams
+from cri.subprocesses import helper_env
 from cri.task.interactive import InteractiveProcess
 
 if TYPE_CHECKING:
+    from cri.container.model import Container
     from cri.container.service import ContainerService
 
 
-def check_exec(svc: ContainerService, request: ExecRequest) -> None:
-    """What the Exec RPC refuses before handing out a URL."""
+def check_exec(svc: ContainerService, request: ExecRequest) -> Container:
+    """What the Exec RPC refuses before handing out a URL; the container it names."""
     validate_streams(request.tty, request.stdin, request.stdout, request.stderr)
-    running_container(svc, request.container_id, request.cmd)
+    return running_container(svc, request.container_id, request.cmd)
 
 
 def start_exec(svc: ContainerService, request: ExecRequest) -> InteractiveProcess:
@@ -33,7 +35,7 @@ def start_exec(svc: ContainerService, request: ExecRequest) -> InteractiveProces
     try:
         return InteractiveProcess.start(
             runner.exec_argv(container.id, process_file, pid_file),
-            env=runner.env(), tty=request.tty, stdin=request.stdin, stdout=request.stdout,
+            env=helper_env(), tty=request.tty, stdin=request.stdin, stdout=request.stdout,
             stderr=request.stderr, kill=lambda proc: runner.kill_exec(proc, pid_file),
             cleanup=cleanup)
     except BaseException:

@@ -79,7 +79,3 @@ def unmount_image_volumes(svc: ContainerService, container_id: str) -> None:
             unmount(root)
     shutil.rmtree(base, ignore_errors=True)
 
-
-def is_image_volume(m: v1.Mount) -> bool:
-    return bool(m.image.image)
-

@@ -140,10 +140,6 @@ def encode_ws(protocol: str, channel: int, data: bytes) -> tuple[bytes, bool]:
     return bytes([channel]) + data, True
 
 
-def encode_close(channel: int) -> bytes:
-    return bytes([CLOSE_SIGNAL, channel])
-
-
 @dataclass(frozen=True, slots=True)
 class ChannelData:
     channel: int

@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 
 from cri.streaming import remotecommand as rc
 from cri.streaming import spdy
-from cri.streaming.runtime import Process
+from cri.streaming.runtime import ClientGone, Process, run_session
 from cri.streaming.transport import Transport
 
 log = logging.getLogger(__name__)
-
-
-class ClientGone(Exception):
-    """The connection ended, or went idle past the timeout, before the session did."""
 
 
 class SpdySession:
@@ -152,28 +148,9 @@ async def _run_command(session: SpdySession, protocol: str, streams: dict[rc.Cha
             if stream_id is not None:
                 await session.send(stream_id, data)
 
-    input_task = asyncio.create_task(pump_input())
-    output_task = asyncio.create_task(pump_output())
-    try:
-        done, _ = await asyncio.wait({input_task, output_task},
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if input_task in done:
-            failure = input_task.exception()
-            output_task.cancel()
-            await process.abort()
-            if failure is not None and not isinstance(failure, ClientGone):
-                raise failure
-            return
-        output_task.result()
-        code = await process.wait()
-    except BaseException:
-        await process.abort()
-        raise
-    finally:
-        input_task.cancel()
-        output_task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.gather(input_task, output_task, return_exceptions=True)
+    finished, code = await run_session(process, pump_input(), pump_output())
+    if not finished:
+        return
     for channel in (rc.Channel.STDOUT, rc.Channel.STDERR):
         if channel in streams:
             session.conn.send_data(streams[channel], b"", fin=True)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from cri.streaming import remotecommand as rc
 from cri.streaming import websocket
-from cri.streaming.runtime import Process
+from cri.streaming.runtime import Process, run_session
 from cri.streaming.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -117,34 +117,12 @@ async def _run(session: WsSession, options: rc.Options, process: Process) -> int
                     (channel == rc.Channel.STDERR and options.stderr):
                 await session.send(channel, data)
 
-    input_task = asyncio.create_task(pump_input())
-    output_task = asyncio.create_task(pump_output())
-    try:
-        done, _ = await asyncio.wait({input_task, output_task},
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if input_task in done and output_task not in done:
-            # The client closed or went away first: nothing left to tell it.
-            output_task.cancel()
-            await process.abort()
-            raise _Gone
-        output_task.result()
-        code = await process.wait()
-    except _Gone:
-        return None
-    except BaseException:
-        await process.abort()
-        raise
-    finally:
-        input_task.cancel()
-        output_task.cancel()
-        await asyncio.gather(input_task, output_task, return_exceptions=True)
+    finished, code = await run_session(process, pump_input(), pump_output())
+    if not finished:
+        return None  # the client closed or went away first: nothing left to tell it
     # NOTE: no v5 CLOSE signals from our side: client-go takes 0xFF for an unknown stream
     # and logs an error; the close of the connection ends every stream anyway.
     return code if code is not None else 0
-
-
-class _Gone(Exception):
-    pass
 
 
 # --- port-forward -------------------------------------------------------------------------------

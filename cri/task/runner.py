@@ -188,7 +188,7 @@ class TaskRunner:
                 {"stdout": proc.stdout.fileno(), "stderr": proc.stderr.fileno()},
                 started + timeout if timeout else None)
             if output is None:
-                self._kill_exec(proc, pid_file)
+                self.kill_exec(proc, pid_file)
                 raise DeadlineExceeded(
                     f"command in container {task_id} timed out after {timeout} s")
             proc.wait()
@@ -205,15 +205,7 @@ class TaskRunner:
                          task_id)
 
     @staticmethod
-    def env() -> dict[str, str]:
-        return helper_env()
-
-    @staticmethod
     def kill_exec(proc: subprocess.Popen[bytes], pid_file: Path) -> None:
-        TaskRunner._kill_exec(proc, pid_file)
-
-    @staticmethod
-    def _kill_exec(proc: subprocess.Popen[bytes], pid_file: Path) -> None:
         """The exec'd process and its descendants, then the OCI command line that ran it.
 
         The pid file names the process only while its parent is still that command line: a pid
