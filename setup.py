@@ -1,5 +1,6 @@
-"""Install-time build step: compile the two C programs into the package, next to their sources:
-the static pause binary and the executor's command line (`cri-oci`).
+"""Install-time build step: compile the C programs into the package, next to their sources:
+the static pause binary, the executor's command line (`cri-oci`) and the shim's loop
+(`cri-shim-loop`).
 
 Everything else lives in pyproject.toml; this file exists only because those programs are C.
 """
@@ -32,6 +33,8 @@ class BuildWithPrograms(build_py):
         # sys.executable: pip runs this with the interpreter it installs for (the venv's)
         front = _load_module("cri/oci/front")
         front.compile_front(front.BINARY, sys.executable)
+        loop = _load_module("cri/shim/loop")
+        loop.compile_loop(loop.BINARY)
         super().run()
 
 

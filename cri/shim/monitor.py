@@ -30,6 +30,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import termios
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Final
 
 from cri.logs import LogEncoder, StreamName
+from cri.shim.loop import loop_binary
 from cri.shim.protocol import (
     CONSOLE_SOCKET_NAME,
     EXIT_FILE_NAME,
@@ -202,6 +204,9 @@ class Monitor:
             return 1
         undo.pop_all()
         log.info("container %s created, init pid %d", self.config.container_id, self._init_pid)
+        binary = loop_binary()
+        if binary is not None:
+            self._exec_loop(binary)  # returns only if the exec failed
         self._loop()
         try:
             self._finish()
@@ -437,6 +442,37 @@ class Monitor:
             os.waitpid(pid, 0)
 
     # --- the loop -------------------------------------------------------------------------------
+
+    def _exec_loop(self, binary: Path) -> None:
+        """Become the compiled loop (cri/shim/loop), which does what `_loop` and `_finish` do
+        with the fds opened here. exec keeps the pid and start time the daemon knows us by, our
+        children and the subreaper flag; the interpreter's memory is what goes."""
+        cfg = self.config
+        outputs = {stream: fd for fd, stream in self._outputs.items()}
+        assert self._listener is not None
+        passed = {"--listener": self._listener.fileno(), "--stdout": outputs["stdout"],
+                  "--stderr": outputs.get("stderr"), "--pidfd": self._pidfd,
+                  "--stdin": self._stdin_w, "--log-fd": self._log_fd}
+        argv = [str(binary), "--id", cfg.container_id, "--init-pid", str(self._init_pid)]
+        for flag, fd in passed.items():
+            if fd is not None:
+                argv += [flag, str(fd)]
+                os.set_inheritable(fd, True)
+        if cfg.log_path is not None:
+            argv += ["--log-path", str(cfg.log_path)]
+        if self._terminal is not None:
+            argv.append("--terminal")  # --stdout is the pty master
+        if cfg.stdin_once:
+            argv.append("--stdin-once")
+        log.info("handing over to %s", binary)
+        sys.stderr.flush()
+        try:
+            os.execv(binary, argv)
+        except OSError:
+            log.exception("cannot exec %s; the Python loop goes on", binary)
+            for fd in passed.values():
+                if fd is not None:
+                    os.set_inheritable(fd, False)
 
     def _loop(self) -> None:
         sel = self._selector

@@ -35,6 +35,7 @@ from cri.shim import (
     read_shim_pid,
     start_shim,
 )
+from cri.shim.loop import ENV_LOOP, compile_loop
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 BUSYBOX = "/bin/busybox"
@@ -197,6 +198,24 @@ def wait_for(fn: Callable[[], T], timeout: float) -> T:
         time.sleep(0.02)
 
 
+@pytest.fixture(scope="session")
+def compiled_loop() -> Path:
+    # strict: a warning in loop.c fails the tests (not the installation)
+    return compile_loop(strict=True)
+
+
+@pytest.fixture(autouse=True, params=["compiled-loop", "python-loop"])
+def shim_loop(request: pytest.FixtureRequest, compiled_loop: Path,
+              monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both loops: cri-shim-loop (what installs use) and the Python one it
+    is checked against."""
+    if request.param == "python-loop":
+        monkeypatch.setenv(ENV_LOOP, "python")
+    else:
+        monkeypatch.delenv(ENV_LOOP, raising=False)
+    return str(request.param)
+
+
 @pytest.fixture(
     params=[
         "runc",
@@ -309,6 +328,22 @@ def test_output_lands_in_the_cri_log(make_container: Callable[..., Container]) -
     assert wait_for(lambda: not (c.state_dir / "shim.sock").exists(), 5.0)
     with pytest.raises(ShimUnavailable):
         ShimClient(c.state_dir).ping()
+
+
+def test_the_shim_runs_the_loop_it_was_given(
+    make_container: Callable[..., Container], shim_loop: str, compiled_loop: Path
+) -> None:
+    c = make_container("sleep 30").create()
+    shim_pid = read_shim_pid(c.state_dir)
+    assert shim_pid is not None
+    c.start()
+    expected = (str(compiled_loop) if shim_loop == "compiled-loop"
+                else os.path.realpath(sys.executable))
+    # the exec follows the sync report, so it may still be under way
+    assert wait_for(lambda: os.readlink(f"/proc/{shim_pid}/exe") == expected, 5.0)
+    assert ShimClient(c.state_dir).ping() == c.pid  # the same shim, still serving
+    c.kill()
+    assert c.wait_exit().exit_code == 137
 
 
 def test_long_lines_are_split(make_container: Callable[..., Container]) -> None:
