@@ -18,6 +18,7 @@ from cri.container.service import WATCH_PREFIX as CONTAINER_PREFIX
 from cri.events import EventBroker, LifecycleEvent
 from cri.image import ImageService
 from cri.image_service import ImageServicer
+from cri.memory import MemoryTrimmer, trim
 from cri.network.manager import NetworkManager
 from cri.paths import Paths
 from cri.recovery import recover
@@ -27,6 +28,7 @@ from cri.sandbox.builtin_image import register_builtin_pause
 from cri.sandbox.pause import find_pause_binary
 from cri.sandbox.service import WATCH_PREFIX as SANDBOX_PREFIX
 from cri.server import GrpcServer
+from cri.shim.forkserver import ForkServer
 from cri.stats import StatsService
 from cri.store import Database
 from cri.stream_runtime import StreamRuntime
@@ -50,16 +52,20 @@ class Daemon:
                                    layers_in_use=self._layers_in_use)
         self.events: EventBroker[v1.ContainerEventResponse] = EventBroker(self._render_event)
         self.exits = ExitWatcher(self._on_exit)
+        self.shim_server = ForkServer(config.shim_fork_server)
         self.network = NetworkManager(
             config.network, config.cni_conf_dir,
             [Path(d) for d in config.cni_bin_dir.split(":") if d], config.cni_timeout)
         self.sandboxes = SandboxService(config, self.paths, SandboxStore(self.db, self.events),
-                                        self.images, self.network, exits=self.exits)
+                                        self.images, self.network, exits=self.exits,
+                                        shim_server=self.shim_server)
         self.containers = ContainerService(config, self.paths,
                                            ContainerStore(self.db, self.events), self.images,
-                                           self.sandboxes, exits=self.exits)
+                                           self.sandboxes, exits=self.exits,
+                                           shim_server=self.shim_server)
         self.sandboxes.containers = self.containers
         self._ready = threading.Event()
+        self.trimmer = MemoryTrimmer()
         self.streaming = StreamingServer(config.stream_address, config.stream_port,
                                          StreamRuntime(self.containers, self.sandboxes),
                                          idle_timeout=config.stream_idle_timeout,
@@ -106,8 +112,11 @@ class Daemon:
                 register_builtin_pause(self.images, BUILTIN_PAUSE_IMAGE, binary)
         self.events.start()
         self.exits.start()
+        self.shim_server.start()
         recover(self.sandboxes, self.containers)
         self._ready.set()
+        trim()  # what start-up and recovery freed
+        self.trimmer.start()
 
     def serve(self) -> None:
         self.streaming.start()
@@ -126,6 +135,8 @@ class Daemon:
         self.server.stop()
         self.streaming.stop()
         self.exits.stop()
+        self.shim_server.close()
+        self.trimmer.stop()
         self.db.close()
         log.info("stopped; containers keep running under their shims")
 

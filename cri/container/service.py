@@ -17,6 +17,7 @@ from cri.container.store import ContainerStore
 from cri.image import ImageService
 from cri.paths import Paths
 from cri.sandbox import SandboxService
+from cri.shim.forkserver import ForkServer
 from cri.storage import RootfsLayout
 from cri.task import ExecResult, TaskRunner
 from cri.task.exit_watcher import ExitWatcher
@@ -34,6 +35,7 @@ class ContainerService:
     images: ImageService
     sandboxes: SandboxService
     exits: ExitWatcher | None = None
+    shim_server: ForkServer | None = None
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
 
@@ -45,7 +47,7 @@ class ContainerService:
             handler = self.config.handler(container.runtime_handler)
         except KeyError:
             handler = self.config.handler("")
-        return TaskRunner(self.paths.oci_root, handler)
+        return TaskRunner(self.paths.oci_root, handler, self.shim_server)
 
     def rootfs_layout(self, container_id: str) -> RootfsLayout:
         return RootfsLayout(data_dir=self.paths.container_data(container_id) / "rootfs",

@@ -153,7 +153,7 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
     )
     data_dir = svc.paths.sandbox_data(sandbox_id)
     state_dir = svc.paths.sandbox_state(sandbox_id)
-    runner = TaskRunner(svc.paths.oci_root, handler)
+    runner = TaskRunner(svc.paths.oci_root, handler, svc.shim_server)
     with ExitStack() as undo:
         svc.store.reserve(sandbox)
         undo.callback(svc.store.release, sandbox_id)

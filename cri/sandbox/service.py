@@ -14,6 +14,7 @@ from cri.network.manager import NetworkManager
 from cri.paths import Paths
 from cri.sandbox.model import READY, Sandbox
 from cri.sandbox.store import SandboxStore
+from cri.shim.forkserver import ForkServer
 from cri.spec.container import PodEnvironment
 from cri.spec.userns import pod_mappings
 from cri.task import TaskRunner
@@ -40,6 +41,7 @@ class SandboxService:
     network: NetworkManager
     containers: PodContainers | None = None
     exits: ExitWatcher | None = None
+    shim_server: ForkServer | None = None
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
 

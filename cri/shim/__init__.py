@@ -1,7 +1,10 @@
 """The per-container monitor ("shim", like CRI-O's conmon) and the daemon's client for it.
 
-A shim is its own exec'd program (`python -m cri.shim`): the daemon never forks without exec,
-and containers must outlive daemon restarts. One shim per container:
+A shim is its own program (`python -m cri.shim`), forked from the daemon's fork server
+(`cri.shim.forkserver`, a pre-loaded process: no interpreter start per container) or started
+cold; the daemon never forks without exec, and containers must outlive daemon restarts. Once
+its container is created, the shim execs the compiled loop (`cri.shim.loop`, about 0.1 MiB),
+which does the rest. One shim per container:
 
 - creates the container (in-tree `cri.oci.create`, or `<runtime> create` for an OCI runtime binary
   such as runc) with pipes as its stdio; the daemon later runs the OCI `start` itself;

@@ -1,6 +1,8 @@
 """Entry point of the shim program: `python -m cri.shim --id ID --bundle DIR ...`.
 
 Only the daemon starts it, through `cri.shim.client.start_shim`; the arguments are that contract.
+`python -m cri.shim --fork-server --socket-fd F` is the daemon's fork server
+(`cri.shim.forkserver`), which forks shims given those same arguments.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ def parse_args(argv: Sequence[str]) -> ShimConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_args(sys.argv[1:] if argv is None else argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--fork-server"]:
+        return fork_server_main(args[1:])
+    config = parse_args(args)
     try:
         daemonize(config.state_dir)
     except OSError as exc:
@@ -58,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config.sync_fd, SyncError(f"shim: cannot daemonize in {config.state_dir}: {exc}")
             )
         return 1
+    return run(config)
+
+
+def run(config: ShimConfig) -> int:
     # From here on we are the detached shim; stderr is <state-dir>/shim.log.
     logging.basicConfig(
         stream=sys.stderr,
@@ -66,6 +75,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "%(levelname)s %(name)s: %(message)s",
     )
     return Monitor(config).run()
+
+
+def fork_server_main(argv: Sequence[str]) -> int:
+    import socket
+
+    from cri.shim.forkserver import serve
+
+    parser = argparse.ArgumentParser(prog="python -m cri.shim --fork-server")
+    parser.add_argument("--socket-fd", required=True, type=int)
+    args = parser.parse_args(argv)
+    # What every shim would import once started: loaded once here, shared by every fork.
+    import cri.oci.create  # noqa: F401
+    import cri.oci.delete  # noqa: F401
+
+    return serve(socket.socket(fileno=args.socket_fd), fork_shim)
+
+
+def fork_shim(args: list[str], sync_fd: int) -> int:
+    """In a fresh fork of the server: be the shim those arguments describe."""
+    return main([*args, "--sync-fd", str(sync_fd)])
 
 
 if __name__ == "__main__":

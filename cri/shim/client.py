@@ -27,6 +27,7 @@ from cri.shim.errors import (
     ShimUnavailable,
     TaskRefused,
 )
+from cri.shim.forkserver import ForkServer, ForkServerGone
 from cri.shim.protocol import (
     EXIT_FILE_NAME,
     MAX_LINE,
@@ -59,29 +60,26 @@ DEFAULT_REQUEST_TIMEOUT_S: Final = 5.0
 _SUN_PATH_MAX: Final = 107  # sun_path is 108 bytes with its NUL
 
 
-def shim_argv(
+def shim_args(
     container_id: str,
     *,
     bundle: Path,
     oci_root: Path,
     state_dir: Path,
-    sync_fd: int,
     log_path: Path | None = None,
     stdin: bool = False,
     stdin_once: bool = False,
     tty: bool = False,
     runtime: str | None = None,
 ) -> list[str]:
-    """The command line that starts a shim (the contract of `python -m cri.shim`)."""
-    argv = module_argv(
-        "cri.shim",
+    """The shim's arguments but its sync fd (the contract of `python -m cri.shim`, and of an
+    order to the fork server)."""
+    argv = [
         "--id", container_id,
         "--bundle", str(bundle),
         "--oci-root", str(oci_root),
         "--state-dir", str(state_dir),
-        "--sync-fd", str(sync_fd),
-        site=False,  # one per container: the standard library is all it needs
-    )  # fmt: skip
+    ]  # fmt: skip
     if log_path is not None:
         argv += ["--log-path", str(log_path)]
     if stdin:
@@ -107,8 +105,12 @@ def start_shim(
     tty: bool = False,
     runtime: str | None = None,
     timeout: float = DEFAULT_START_TIMEOUT_S,
+    server: ForkServer | None = None,
 ) -> int:
     """Start a shim that creates the container; returns the container init's host pid.
+
+    With `server` (the daemon's `ForkServer`), the shim is forked from it instead of started as a
+    new interpreter; without a running server, it starts cold.
 
     The container is created, not started: that is the OCI `start`, which the caller runs.
 
@@ -118,49 +120,17 @@ def start_shim(
     `ShimStartTimeout` (the shim was killed; the OCI runtime may still know the container).
     """
     deadline = time.monotonic() + timeout
-    sync_r, sync_w = os.pipe()
-    try:
-        argv = shim_argv(
-            container_id,
-            bundle=bundle,
-            oci_root=oci_root,
-            state_dir=state_dir,
-            sync_fd=sync_w,
-            log_path=log_path,
-            stdin=stdin,
-            stdin_once=stdin_once,
-            tty=tty,
-            runtime=runtime,
-        )
-        log.debug("starting shim: %s", argv, extra={"container_id": container_id})
-        try:
-            proc = subprocess.Popen(
-                argv,
-                pass_fds=(sync_w,),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                cwd="/",
-                env=helper_env(),
-            )
-        finally:
-            # Only the shim may hold the write end, or EOF would never come if it dies.
-            os.close(sync_w)
-        # The started process only forks and exits (the detached child keeps running), so
-        # waiting here is short and leaves no zombie in the daemon. stderr carries argument
-        # errors; the detached child swaps its stderr for shim.log right after the fork.
-        try:
-            _, stderr = proc.communicate(timeout=_remaining(deadline))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            _kill_shim(state_dir, container_id)
-            raise ShimStartTimeout(
-                f"shim for {container_id} did not start within {timeout}s"
-            ) from None
-        line = _read_sync_line(sync_r, deadline)
-    finally:
-        os.close(sync_r)
+    args = shim_args(container_id, bundle=bundle, oci_root=oci_root, state_dir=state_dir,
+                     log_path=log_path, stdin=stdin, stdin_once=stdin_once, tty=tty,
+                     runtime=runtime)
+    returncode: int | None = None
+    stderr = b""
+    line: bytes | None = None
+    forked = False
+    if server is not None:
+        forked, line = _fork_from(server, args, deadline)
+    if not forked:
+        returncode, stderr, line = _start_cold(args, state_dir, container_id, timeout, deadline)
 
     if line is None:
         _kill_shim(state_dir, container_id)
@@ -170,7 +140,7 @@ def start_shim(
     if not line:
         detail = stderr.decode(errors="replace").strip() or _tail(state_dir / SHIM_LOG_NAME)
         raise ShimStartError(
-            f"shim for {container_id} exited (status {proc.returncode}) without reporting: {detail}"
+            f"shim for {container_id} exited (status {returncode}) without reporting: {detail}"
         )
     try:
         message = decode_sync(line)
@@ -308,6 +278,60 @@ def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
+def _fork_from(server: ForkServer, args: list[str], deadline: float) -> tuple[bool, bytes | None]:
+    """(whether the server took the order, the sync line as _read_sync_line gives it)."""
+    sync_r, sync_w = os.pipe()
+    try:
+        try:
+            server.order(args, sync_w)
+        except ForkServerGone:
+            return False, None
+        finally:
+            # Only the shim may hold the write end, or EOF would never come if it dies.
+            os.close(sync_w)
+        return True, _read_sync_line(sync_r, deadline)
+    finally:
+        os.close(sync_r)
+
+
+def _start_cold(args: list[str], state_dir: Path, container_id: str, timeout: float,
+                deadline: float) -> tuple[int | None, bytes, bytes | None]:
+    """A new shim process: (its started process's status, its stderr, the sync line)."""
+    sync_r, sync_w = os.pipe()
+    try:
+        # site=False: one per container; the standard library is all it needs
+        argv = module_argv("cri.shim", *args, "--sync-fd", str(sync_w), site=False)
+        log.debug("starting shim: %s", argv, extra={"container_id": container_id})
+        try:
+            proc = subprocess.Popen(
+                argv,
+                pass_fds=(sync_w,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                cwd="/",
+                env=helper_env(),
+            )
+        finally:
+            # Only the shim may hold the write end, or EOF would never come if it dies.
+            os.close(sync_w)
+        # The started process only forks and exits (the detached child keeps running), so
+        # waiting here is short and leaves no zombie in the daemon. stderr carries argument
+        # errors; the detached child swaps its stderr for shim.log right after the fork.
+        try:
+            _, stderr = proc.communicate(timeout=_remaining(deadline))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            _kill_shim(state_dir, container_id)
+            raise ShimStartTimeout(
+                f"shim for {container_id} did not start within {timeout}s"
+            ) from None
+        return proc.returncode, stderr, _read_sync_line(sync_r, deadline)
+    finally:
+        os.close(sync_r)
+
+
 def _read_sync_line(fd: int, deadline: float) -> bytes | None:
     """The sync line; b"" at EOF without one; None at the deadline."""
     buf = bytearray()
@@ -331,7 +355,7 @@ def _kill_shim(state_dir: Path, container_id: str) -> None:
     """Kill a shim that did not report, with what it started in its process group (the OCI
     runtime's create and the not-yet-started init)."""
     pid = read_shim_pid(state_dir)
-    if pid is None or not _is_shim_of(pid, container_id):
+    if pid is None or not _is_shim_of(pid, container_id, state_dir):
         return
     log.warning("killing shim %d of %s", pid, container_id, extra={"container_id": container_id})
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -339,13 +363,15 @@ def _kill_shim(state_dir: Path, container_id: str) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _is_shim_of(pid: int, container_id: str) -> bool:
-    """Guards against a recycled pid: the process must be a shim for this container."""
+def _is_shim_of(pid: int, container_id: str, state_dir: Path) -> bool:
+    """Guards against a recycled pid: the process must be a shim for this container (a forked
+    one has the fork server's command line, but works in the container's state dir)."""
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    return b"cri.shim" in args and container_id.encode() in args
+    return b"cri.shim" in args and (container_id.encode() in args or cwd == str(state_dir))
 
 
 def _tail(path: Path, lines: int = 5) -> str:

@@ -2,8 +2,8 @@
 
 The in-tree executor is called as a library for the calls that do not fork (start, kill, delete,
 state); runc or crun are called through the same OCI command line. Creating a task always goes
-through the shim, an exec'd program that becomes the task's parent, writes its log and its exit
-file, and outlives the daemon. `exec` always goes through the OCI command line (`python -m
+through the shim (forked from the daemon's fork server where it runs), which becomes the task's
+parent, writes its log and its exit file, and outlives the daemon. `exec` always goes through the OCI command line (`python -m
 cri.oci exec` for the in-tree executor), since joining namespaces needs a fresh process.
 """
 
@@ -23,6 +23,7 @@ from cri.config import RuntimeHandler
 from cri.errors import DeadlineExceeded, FailedPrecondition, Internal
 from cri.shim import client as shim
 from cri.shim.errors import ShimError, TaskRefused
+from cri.shim.forkserver import ForkServer
 from cri.subprocesses import helper_env, oci_cli_argv
 from cri.task import exec_output, process_tree
 
@@ -52,9 +53,11 @@ def pid_start_time(pid: int) -> int | None:
 
 
 class TaskRunner:
-    def __init__(self, oci_root: Path, handler: RuntimeHandler) -> None:
+    def __init__(self, oci_root: Path, handler: RuntimeHandler,
+                 shim_server: ForkServer | None = None) -> None:
         self.oci_root = oci_root
         self.handler = handler
+        self.shim_server = shim_server
 
     def _cli(self, *args: str) -> list[str]:
         if self.handler.binary:
@@ -84,6 +87,7 @@ class TaskRunner:
                 stdin_once=stdin_once,
                 tty=tty,
                 runtime=self.handler.binary or None,
+                server=self.shim_server,
             )
         except TaskRefused as exc:
             # What the container asks for (its cwd, executable, user, mounts) cannot be done:

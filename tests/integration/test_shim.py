@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -35,6 +37,7 @@ from cri.shim import (
     read_shim_pid,
     start_shim,
 )
+from cri.shim.forkserver import ForkServer
 from cri.shim.loop import ENV_LOOP, compile_loop
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
@@ -152,6 +155,7 @@ class Container:
     oci: Oci
     pid: int = 0
     extra: list[str] = field(default_factory=list)
+    server: ForkServer | None = None
 
     def create(self, *, log: bool = True, stdin: bool = False, timeout: float = 30.0) -> Container:
         self.pid = start_shim(
@@ -163,6 +167,7 @@ class Container:
             stdin=stdin,
             runtime=self.oci.binary,
             timeout=timeout,
+            server=self.server,
         )
         return self
 
@@ -204,16 +209,36 @@ def compiled_loop() -> Path:
     return compile_loop(strict=True)
 
 
-@pytest.fixture(autouse=True, params=["compiled-loop", "python-loop"])
-def shim_loop(request: pytest.FixtureRequest, compiled_loop: Path,
-              monkeypatch: pytest.MonkeyPatch) -> str:
+@pytest.fixture(scope="session")
+def fork_server(compiled_loop: Path) -> Iterator[ForkServer]:
+    server = ForkServer()
+    server.start()
+    wait_for(lambda: server.running, 30.0)
+    yield server
+    server.close()
+
+
+@dataclass(frozen=True)
+class ShimMode:
+    loop: str  # "compiled-loop" or "python-loop"
+    server: ForkServer | None  # None: started cold
+
+
+# NOTE: the fork server's shims see its environment, not a test's, so the Python loop (chosen by
+# CRI_SHIM_LOOP) is tried on cold shims only.
+@pytest.fixture(autouse=True, params=["forked/compiled-loop", "cold/compiled-loop",
+                                      "cold/python-loop"])
+def shim_mode(request: pytest.FixtureRequest, fork_server: ForkServer,
+              monkeypatch: pytest.MonkeyPatch) -> ShimMode:
     """Every test runs on both loops: cri-shim-loop (what installs use) and the Python one it
-    is checked against."""
-    if request.param == "python-loop":
+    is checked against; and on shims forked from the fork server (what the daemon does) and
+    started as new processes (its fallback)."""
+    start, loop = str(request.param).split("/")
+    if loop == "python-loop":
         monkeypatch.setenv(ENV_LOOP, "python")
     else:
         monkeypatch.delenv(ENV_LOOP, raising=False)
-    return str(request.param)
+    return ShimMode(loop, fork_server if start == "forked" else None)
 
 
 @pytest.fixture(
@@ -235,7 +260,8 @@ def oci(request: pytest.FixtureRequest, tmp_path: Path) -> Oci:
 
 @pytest.fixture
 def make_container(
-    oci: Oci, rootfs: Path, spec_template: dict[str, object], tmp_path: Path
+    oci: Oci, rootfs: Path, spec_template: dict[str, object], tmp_path: Path,
+    shim_mode: ShimMode,
 ) -> Iterator[Callable[..., Container]]:
     made: list[Container] = []
 
@@ -258,7 +284,8 @@ def make_container(
             namespaces = spec["linux"]["namespaces"]
             spec["linux"]["namespaces"] = [ns for ns in namespaces if ns["type"] != "pid"]
         (bundle / "config.json").write_text(json.dumps(spec))
-        container = Container(cid, bundle, state_dir, logs / "0.log", oci)
+        container = Container(cid, bundle, state_dir, logs / "0.log", oci,
+                              server=shim_mode.server)
         made.append(container)
         return container
 
@@ -305,6 +332,19 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _processes_working_in(path: Path) -> list[int]:
+    """A forked shim has the fork server's command line, but works in its state dir."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "cwd") == str(path):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def _cgroups_named(name: str) -> list[Path]:
     return [p for p in Path("/sys/fs/cgroup").glob(f"**/*{name}*") if p.is_dir()]
 
@@ -331,13 +371,13 @@ def test_output_lands_in_the_cri_log(make_container: Callable[..., Container]) -
 
 
 def test_the_shim_runs_the_loop_it_was_given(
-    make_container: Callable[..., Container], shim_loop: str, compiled_loop: Path
+    make_container: Callable[..., Container], shim_mode: ShimMode, compiled_loop: Path
 ) -> None:
     c = make_container("sleep 30").create()
     shim_pid = read_shim_pid(c.state_dir)
     assert shim_pid is not None
     c.start()
-    expected = (str(compiled_loop) if shim_loop == "compiled-loop"
+    expected = (str(compiled_loop) if shim_mode.loop == "compiled-loop"
                 else os.path.realpath(sys.executable))
     # the exec follows the sync report, so it may still be under way
     assert wait_for(lambda: os.readlink(f"/proc/{shim_pid}/exe") == expected, 5.0)
@@ -527,7 +567,8 @@ def test_create_failure_reports_and_leaves_nothing(
         c.create()
     assert not isinstance(err.value, ShimStartTimeout)
     # The shim exits right after reporting; give it a moment to be gone from /proc.
-    assert wait_for(lambda: not _processes_mentioning(c.id), 5.0)
+    assert wait_for(lambda: not _processes_mentioning(c.id)
+                    and not _processes_working_in(c.state_dir), 5.0)
     assert not c.oci.exists(c.id)
     assert _cgroups_named(c.id) == []
     assert sorted(p.name for p in c.state_dir.iterdir()) == ["shim.log"]
@@ -546,7 +587,7 @@ def test_existing_container_id_is_refused_and_left_alone(
     assert ShimClient(first.state_dir).ping() == first.pid
 
 
-def test_bad_sync_timeout_kills_the_shim(tmp_path: Path) -> None:
+def test_bad_sync_timeout_kills_the_shim(tmp_path: Path, shim_mode: ShimMode) -> None:
     # A "runtime" that never finishes creating.
     runtime = tmp_path / "hang"
     runtime.write_text("#!/bin/sh\nexec sleep 1000\n")
@@ -563,10 +604,12 @@ def test_bad_sync_timeout_kills_the_shim(tmp_path: Path) -> None:
             state_dir=state_dir,
             runtime=str(runtime),
             timeout=1.0,
+            server=shim_mode.server,
         )
     assert time.monotonic() - started < 10
     # The shim and the runtime it ran were killed together (one process group).
-    assert wait_for(lambda: not _processes_mentioning(cid), 5.0)
+    assert wait_for(lambda: not _processes_mentioning(cid)
+                    and not _processes_working_in(state_dir), 5.0)
 
 
 def test_shim_argument_errors_are_reported(tmp_path: Path) -> None:
@@ -578,3 +621,76 @@ def test_shim_argument_errors_are_reported(tmp_path: Path) -> None:
             state_dir=tmp_path / "missing",
             runtime=RUNC,
         )
+
+
+# --- the fork server ----------------------------------------------------------------------------
+
+
+def test_a_dead_fork_server_is_replaced_and_shims_start_cold_meanwhile(
+    make_container: Callable[..., Container], shim_mode: ShimMode,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = ForkServer()
+    server.start()
+    assert wait_for(lambda: server.running, 30.0)
+    try:
+        first_pid = server.pid
+        assert first_pid is not None
+        c = make_container("sleep 30")
+        c.server = server
+        c.create()
+        assert ShimClient(c.state_dir).ping() == c.pid
+        os.kill(first_pid, signal.SIGKILL)
+        wait_for(lambda: not _is_alive(first_pid), 5.0)
+        # The order finds the server gone: this shim starts cold, and a new server comes up.
+        d = make_container("sleep 30")
+        d.server = server
+        with caplog.at_level(logging.WARNING, logger="cri.shim.forkserver"):
+            d.create()
+        assert "fork server is gone" in caplog.text
+        assert ShimClient(d.state_dir).ping() == d.pid
+        assert wait_for(lambda: server.running and server.pid not in (None, first_pid), 30.0)
+        e = make_container("sleep 30")
+        e.server = server
+        e.create()
+        assert ShimClient(e.state_dir).ping() == e.pid
+        for x in (c, d, e):
+            x.kill()
+            assert x.wait_exit().exit_code == 137
+    finally:
+        server.close()
+
+
+def test_the_fork_server_exits_when_its_daemon_lets_go(shim_mode: ShimMode) -> None:
+    server = ForkServer()
+    server.start()
+    assert wait_for(lambda: server.running, 30.0)
+    pid = server.pid
+    assert pid is not None and _is_alive(pid)
+    server.close()
+    assert not _is_alive(pid)  # close() reaps it
+    assert not server.running
+
+
+def test_the_fork_server_survives_a_bad_order(shim_mode: ShimMode) -> None:
+    server = ForkServer()
+    server.start()
+    assert wait_for(lambda: server.running, 30.0)
+    try:
+        sync_r, sync_w = os.pipe()
+        assert server._sock is not None
+        socket.send_fds(server._sock, [b"not json"], [sync_w])
+        os.close(sync_w)
+        assert os.read(sync_r, 100) == b""  # EOF: no shim, no sync line
+        os.close(sync_r)
+        assert server.pid is not None and _is_alive(server.pid)
+    finally:
+        server.close()
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

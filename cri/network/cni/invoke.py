@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ def invoke(plugin: Path, command: str, config: Mapping[str, Any], *, container_i
         "CNI_ARGS": args,
         "CNI_PATH": os.pathsep.join(str(d) for d in bin_dirs),
     }
+    started = time.monotonic()
     try:
         proc = subprocess.run([str(plugin)], input=json.dumps(config).encode(),
                               capture_output=True, env=env, timeout=timeout, cwd="/")
@@ -41,6 +43,8 @@ def invoke(plugin: Path, command: str, config: Mapping[str, Any], *, container_i
         raise PluginError(plugin.name, command, f"no answer within {timeout:.0f} s") from None
     except OSError as exc:
         raise PluginError(plugin.name, command, str(exc)) from None
+    log.debug("plugin %s %s: exit %d in %.1f ms", plugin.name, command, proc.returncode,
+              (time.monotonic() - started) * 1000)
     if proc.returncode != 0:
         message, code = _error_of(proc.stdout, proc.stderr)
         raise PluginError(plugin.name, command, message, code)
