@@ -80,21 +80,56 @@ def run(config: ShimConfig) -> int:
 def fork_server_main(argv: Sequence[str]) -> int:
     import socket
 
-    from cri.shim.forkserver import serve
+    from cri.shim.forkserver import OCI, SHIM, serve
 
     parser = argparse.ArgumentParser(prog="python -m cri.shim --fork-server")
     parser.add_argument("--socket-fd", required=True, type=int)
     args = parser.parse_args(argv)
     # What every shim would import once started: loaded once here, shared by every fork.
+    import cri.oci.cli  # noqa: F401
     import cri.oci.create  # noqa: F401
     import cri.oci.delete  # noqa: F401
+    import cri.oci.exec  # noqa: F401
 
-    return serve(socket.socket(fileno=args.socket_fd), fork_shim)
+    return serve(socket.socket(fileno=args.socket_fd), {SHIM: fork_shim, OCI: fork_oci})
 
 
-def fork_shim(args: list[str], sync_fd: int) -> int:
+def fork_shim(args: list[str], fds: list[int]) -> int:
     """In a fresh fork of the server: be the shim those arguments describe."""
-    return main([*args, "--sync-fd", str(sync_fd)])
+    return main([*args, "--sync-fd", str(fds[0])])
+
+
+def fork_oci(args: list[str], fds: list[int]) -> int:
+    """In a fresh fork of the server: run `cri-oci ARGS` in one more fork (so the server can
+    reap this one now), with the given stdio, and report its pid and exit code on the status fd.
+    """
+    stdin, stdout, stderr, status = fds
+    if os.fork() != 0:
+        return 0
+    code = 1
+    try:
+        os.set_inheritable(status, False)
+        os.write(status, b'{"pid": %d}\n' % os.getpid())
+        for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        from cri.oci.cli import main as oci_main
+
+        code = oci_main(args)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(OSError):
+            os.write(status, b'{"exit_code": %d}\n' % code)
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,27 @@
-"""A fork server for shims, so that starting a container pays no interpreter start-up.
+"""A fork server for shims and exec command lines, so that neither pays an interpreter start-up.
 
 A shim's Python start and imports (the executor included) cost about 70 ms of CPU here, more than
-the rest of a StartContainer. The fork server (`python -m cri.shim --fork-server`) is started
-once by the daemon, imports what a shim needs, and then forks one shim per order: a fork of a
-process that has everything loaded takes about a millisecond. The daemon itself must never fork
-without exec (gRPC's threads); the server is single-threaded, so its forks are safe.
+the rest of a StartContainer; an ExecSync's `cri-oci exec` about 20 ms of its 25. The fork server
+(`python -m cri.shim --fork-server`) is started once by the daemon, imports what both need, and
+then forks one process per order: a fork of a process that has everything loaded takes about a
+millisecond. The daemon itself must never fork without exec (gRPC's threads); the server is
+single-threaded, so its forks are safe.
 
     daemon                                   fork server
     socketpair; Popen(--fork-server --socket-fd F)
                                         <--  b"ready" (imports done)
-    per container: a sync pipe; sendmsg(order, [sync_w])
-         order: the shim's arguments, as a JSON array
+    sendmsg({"kind": "shim", "argv": [...]}, [sync_w])
                                              fork: the child is that shim, as if started with
-                                             those arguments and --sync-fd; the server reaps the
-                                             child once it has detached
+                                             those arguments and --sync-fd
     reads the sync line on sync_r       <--  {"pid": ..., "shim_pid": N} or {"error": ...}
+    sendmsg({"kind": "oci", "argv": [...]}, [stdin, stdout, stderr, status_w])
+                                             fork, fork again: `cri-oci ARGS` with that stdio
+    reads status_r                      <--  {"pid": N}, later {"exit_code": C}
 
-Shims detach as a cold one does (a second fork, a new session), so they outlive the server and
-the daemon. The server exits when its socket closes: it never outlives its daemon. One owner:
-the daemon's `ForkServer`; orders from many threads are sent one at a time.
+Each fork detaches with a second fork, so the server reaps its child at once and goes on; it is
+the child subreaper of what they leave running. Shims outlive the server and the daemon; the
+server exits when its socket closes, so it never outlives its daemon. One owner: the daemon's
+`ForkServer`; orders from many threads are sent one at a time.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from cri.subprocesses import helper_env, module_argv
@@ -42,15 +46,23 @@ READY_TIMEOUT_S: Final = 30.0
 MAX_ORDER: Final = 64 * 1024
 
 
-def encode_order(argv: list[str]) -> bytes:
-    return json.dumps(argv).encode()
+# What an order asks for, and how many fds come with it.
+SHIM: Final = "shim"  # the shim's arguments; fds: its sync pipe
+OCI: Final = "oci"  # `cri-oci ARGS`; fds: its stdin, stdout and stderr, and its status pipe
+FDS: Final = {SHIM: 1, OCI: 4}
 
 
-def decode_order(data: bytes) -> list[str]:
-    argv = json.loads(data)
-    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-        raise ValueError(f"an order is a list of strings: {data[:200]!r}")
-    return argv
+def encode_order(kind: str, argv: list[str]) -> bytes:
+    return json.dumps({"kind": kind, "argv": argv}).encode()
+
+
+def decode_order(data: bytes) -> tuple[str, list[str]]:
+    order = json.loads(data)
+    kind = order.get("kind") if isinstance(order, dict) else None
+    argv = order.get("argv") if isinstance(order, dict) else None
+    if kind not in FDS or not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"not an order: {data[:200]!r}")
+    return kind, argv
 
 
 class ForkServerGone(Exception):
@@ -94,12 +106,29 @@ class ForkServer:
     def order(self, args: list[str], sync_w: int) -> None:
         """Have the server fork the shim for `args`, reporting on `sync_w` (ours to close).
         Raises ForkServerGone if there is no server to take it."""
+        self._send(SHIM, args, [sync_w])
+
+    def run_oci(self, args: list[str], stdin: int, stdout: int, stderr: int) -> ForkedProcess:
+        """`cri-oci ARGS` in a fork of the server, with these fds as its stdio (ours to close):
+        what an ExecSync runs, without an interpreter's start-up. Raises ForkServerGone."""
+        status_r, status_w = os.pipe()
+        try:
+            try:
+                self._send(OCI, args, [stdin, stdout, stderr, status_w])
+            finally:
+                os.close(status_w)
+            return ForkedProcess.started(status_r)
+        except BaseException:
+            os.close(status_r)
+            raise
+
+    def _send(self, kind: str, args: list[str], fds: list[int]) -> None:
         with self._lock:
             sock = self._sock
             if sock is None:
                 raise ForkServerGone("no fork server")
             try:
-                socket.send_fds(sock, [encode_order(args)], [sync_w])
+                socket.send_fds(sock, [encode_order(kind, args)], fds)
             except OSError as exc:
                 log.warning("the shim fork server is gone (%s); restarting it", exc)
                 self._drop_locked()
@@ -119,6 +148,74 @@ class ForkServer:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self._pid, 0)
             self._pid = None
+
+
+class ForkedProcess:
+    """A command line the fork server ran: the part of `subprocess.Popen` an ExecSync uses.
+
+    It is not our child (a grandchild of the server, reparented away), so its status comes over
+    a pipe: `{"pid": N}` when it starts, `{"exit_code": C}` when its command is done. EOF without
+    the second means it was killed (returncode -9, as Popen says of a SIGKILL)."""
+
+    def __init__(self, pid: int, status_fd: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._fd: int | None = status_fd
+        self._buf = b""
+
+    @classmethod
+    def started(cls, status_fd: int, timeout: float = READY_TIMEOUT_S) -> ForkedProcess:
+        proc = cls(0, status_fd)
+        line = proc._line(timeout)
+        if line is None or "pid" not in line:
+            raise ForkServerGone("the forked command did not start")
+        proc.pid = int(line["pid"])
+        return proc
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._finish(self._line(0))
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            line = self._line(timeout)
+            if line is None and self._fd is not None:
+                raise subprocess.TimeoutExpired(f"forked process {self.pid}", timeout or 0)
+            self._finish(line)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def _finish(self, line: dict[str, int] | None) -> None:
+        if line is not None:
+            self.returncode = int(line.get("exit_code", -signal.SIGKILL))
+        elif self._fd is None:  # EOF with no exit line
+            self.returncode = -signal.SIGKILL
+
+    def _line(self, timeout: float | None) -> dict[str, int] | None:
+        """The next status line; None at the timeout, or at EOF (then the fd is closed)."""
+        import select
+
+        while b"\n" not in self._buf:
+            if self._fd is None:
+                return None
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            if not ready:
+                return None
+            chunk = os.read(self._fd, 256)
+            if not chunk:
+                os.close(self._fd)
+                self._fd = None
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        value = json.loads(line)
+        return value if isinstance(value, dict) else None
 
 
 def _launch() -> tuple[socket.socket, int]:
@@ -153,35 +250,53 @@ def _launch() -> tuple[socket.socket, int]:
 # --- the server ---------------------------------------------------------------------------------
 
 
-def serve(sock: socket.socket, fork_shim: Callable[[list[str], int], int]) -> int:
-    """The server's loop: one order at a time until the daemon closes the socket."""
+def serve(sock: socket.socket,
+          handlers: Mapping[str, Callable[[list[str], list[int]], int]]) -> int:
+    """The server's loop: one order at a time until the daemon closes the socket. A handler
+    runs in a fresh fork, which exits with what it returns; it must detach (fork again) if what
+    it starts is to run on, so that the server can reap it at once.
+
+    The server is the child subreaper of what its forks leave running: an exec's command line is
+    reaped here when it ends, not left to the node's init; so is a shim, once its container is
+    gone. SIGCHLD reaps them (recv_fds is retried after the handler, PEP 475)."""
+    from cri.shim.monitor import set_child_subreaper
+
+    set_child_subreaper()
+    signal.signal(signal.SIGCHLD, _reap_all)
     sock.sendall(READY)
     while True:
         try:
-            data, fds, _, _ = socket.recv_fds(sock, MAX_ORDER, 1)
+            data, fds, _, _ = socket.recv_fds(sock, MAX_ORDER, 4)
         except InterruptedError:
             continue
         if not data:
             return 0
-        if len(fds) != 1:
-            for fd in fds:
-                os.close(fd)
-            continue
-        sync_w = fds[0]
         try:
-            args = decode_order(data)
+            kind, args = decode_order(data)
+            if len(fds) != FDS[kind]:
+                raise ValueError(f"{kind} order with {len(fds)} fds")
         except ValueError:
-            os.close(sync_w)  # EOF without a sync line: the daemon reports a broken shim
+            for fd in fds:  # closing the sync or status pipe tells the daemon it failed
+                os.close(fd)
             continue
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                # the fork waits for its own children (an exec's): no reaping behind its back
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sock.close()
-                code = fork_shim(args, sync_w)
+                code = handlers[kind](args, fds)
             finally:
                 os._exit(code)  # never back into the server's loop
-        os.close(sync_w)
+        for fd in fds:
+            os.close(fd)
         # The child only detaches (one more fork) and exits, so this wait is short.
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
+
+
+def _reap_all(signum: int, frame: object) -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass

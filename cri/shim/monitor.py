@@ -128,7 +128,7 @@ def detach(stderr_fd: int) -> None:
     if os.fork() != 0:
         os._exit(0)
     os.setsid()
-    _set_child_subreaper()
+    set_child_subreaper()
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.dup2(stderr_fd, 2)
@@ -136,7 +136,7 @@ def detach(stderr_fd: int) -> None:
     os.close(stderr_fd)
 
 
-def _set_child_subreaper() -> None:
+def set_child_subreaper() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()

@@ -694,3 +694,43 @@ def _is_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_the_fork_server_runs_the_executors_command_line(
+    fork_server: ForkServer, shim_mode: ShimMode, tmp_path: Path
+) -> None:
+    """What ExecSync uses: `cri-oci ARGS` forked, its stdio ours, its exit code reported."""
+    def run(args: list[str]) -> tuple[int, bytes, bytes]:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        null = os.open(os.devnull, os.O_RDONLY)
+        proc = fork_server.run_oci(args, null, out_w, err_w)
+        for fd in (null, out_w, err_w):
+            os.close(fd)
+        with os.fdopen(out_r, "rb") as out, os.fdopen(err_r, "rb") as err:
+            stdout, stderr = out.read(), err.read()
+        return proc.wait(10), stdout, stderr
+
+    code, stdout, _ = run(["--version"])
+    assert (code, stdout.split(b"\n")[0]) == (0, b"cri-oci version 0.1.0")
+    code, _, stderr = run(["--root", str(tmp_path), "state", "no-such-container"])
+    assert code != 0 and b"no-such-container" in stderr
+
+
+def test_a_forked_command_line_that_is_killed_reads_as_killed(
+    fork_server: ForkServer, shim_mode: ShimMode, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    null = os.open(os.devnull, os.O_RDWR)
+    # `exec` of a process file that never comes: the command line blocks opening the fifo
+    proc = fork_server.run_oci(["--root", str(tmp_path), "exec", "--process", str(fifo), "x"],
+                               null, null, null)
+    os.close(null)
+    assert proc.poll() is None
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(0.1)
+    proc.kill()
+    assert proc.wait(5) == -signal.SIGKILL
+    # gone, and reaped by the server (its subreaper), not left a zombie for the node's init
+    assert wait_for(lambda: not Path(f"/proc/{proc.pid}").exists(), 5.0)
