@@ -120,6 +120,9 @@ def proxy(master: int, pid: int, stdin: int = 0, stdout: int = 1) -> int:
                 pass
 
         _signal.signal(_signal.SIGWINCH, resize)
+        # NOTE: a resize between the size read for consoleSize and the handler above was lost
+        # (SIGWINCH's default is to ignore it): copy the size once more, now that one is caught.
+        resize(0, None)
     pidfd = os.pidfd_open(pid)
     try:
         inputs = [master, stdin, pidfd]
