@@ -38,9 +38,15 @@ class ContainerService:
     shim_server: ForkServer | None = None
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
+    _exit_locks: defaultdict[str, threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock))
 
     def lock(self, container_id: str) -> threading.Lock:
         return self._locks[container_id]
+
+    def exit_lock(self, container_id: str) -> threading.Lock:
+        """Held only while an exit is recorded (status.refreshed), never around other locks."""
+        return self._exit_locks[container_id]
 
     def runner(self, container: Container) -> TaskRunner:
         try:

@@ -47,12 +47,19 @@ def refreshed(svc: ContainerService, container: Container) -> Container:
                 s, finished_at=time.time_ns(), exit_code=255, reason="Unknown",
                 message="the container's monitor is gone; its exit status is lost"))
             return replace(container, status=status)
-    code, finished = task_exit.exit_code, task_exit.finished_at
-    oom = task_exit.oom_killed or _oom_killed(svc, container)
-    status = svc.store.update_status(container.id,
-                                     lambda s: exited_status(s, code, finished, oom))
-    try:
-        runner.delete(container.id, force=True)
-    except Exception as exc:  # noqa: BLE001 - stale OCI state must not hide the exit
-        log.warning("container %s: deleting the exited task: %s", container.id, exc)
+    # NOTE: readers (List*, the exit watcher, a stop) can all see the same exit at once; one
+    # records it and deletes the task, the others find it recorded. Two deletes at once would
+    # race on the task's cgroup (ENODEV from the one that writes a file the other removed).
+    with svc.exit_lock(container.id):
+        current = svc.store.find(container.id)
+        if current is None or current.status.state != v1.CONTAINER_RUNNING:
+            return current or container
+        code, finished = task_exit.exit_code, task_exit.finished_at
+        oom = task_exit.oom_killed or _oom_killed(svc, container)
+        status = svc.store.update_status(container.id,
+                                         lambda s: exited_status(s, code, finished, oom))
+        try:
+            runner.delete(container.id, force=True)
+        except Exception as exc:  # noqa: BLE001 - stale OCI state must not hide the exit
+            log.warning("container %s: deleting the exited task: %s", container.id, exc)
     return replace(container, status=status)
