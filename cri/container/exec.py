@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from cri.container.exec_sync import running_container, write_process_file
 from cri.streaming.requests import ExecRequest, validate_streams
-from cri.subprocesses import helper_env
 from cri.task.interactive import InteractiveProcess
 
 if TYPE_CHECKING:
@@ -34,9 +33,9 @@ def start_exec(svc: ContainerService, request: ExecRequest) -> InteractiveProces
 
     try:
         return InteractiveProcess.start(
-            runner.exec_argv(container.id, process_file, pid_file),
-            env=helper_env(), tty=request.tty, stdin=request.stdin, stdout=request.stdout,
-            stderr=request.stderr, kill=lambda proc: runner.kill_exec(proc, pid_file),
+            runner.exec_spawn(container.id, process_file, pid_file), tty=request.tty,
+            stdin=request.stdin, stdout=request.stdout, stderr=request.stderr,
+            kill=lambda proc: runner.kill_exec(proc, pid_file),
             cleanup=cleanup)
     except BaseException:
         cleanup()

@@ -108,6 +108,7 @@ def fork_oci(args: list[str], fds: list[int]) -> int:
         return 0
     code = 1
     try:
+        os.setsid()  # as a terminal's command line needs; harmless without one
         os.set_inheritable(status, False)
         os.write(status, b'{"pid": %d}\n' % os.getpid())
         for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):

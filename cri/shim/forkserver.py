@@ -34,6 +34,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -151,26 +152,37 @@ class ForkServer:
 
 
 class ForkedProcess:
-    """A command line the fork server ran: the part of `subprocess.Popen` an ExecSync uses.
+    """A command line the fork server ran: the part of `subprocess.Popen` an exec uses.
 
     It is not our child (a grandchild of the server, reparented away), so its status comes over
     a pipe: `{"pid": N}` when it starts, `{"exit_code": C}` when its command is done. EOF without
-    the second means it was killed (returncode -9, as Popen says of a SIGKILL)."""
+    the second means it was killed (returncode -9, as Popen says of a SIGKILL). Safe to use from
+    several threads (the streaming server's loop watches it while another thread kills it); the
+    pipe stays open until `close()`, so no thread ever waits on an fd another has closed."""
 
-    def __init__(self, pid: int, status_fd: int) -> None:
-        self.pid = pid
+    def __init__(self, status_fd: int) -> None:
+        self.pid = 0
         self.returncode: int | None = None
-        self._fd: int | None = status_fd
+        self._fd = status_fd
+        os.set_blocking(status_fd, False)
         self._buf = b""
+        self._eof = False
+        self._closed = False
+        self._lock = threading.Lock()
 
     @classmethod
     def started(cls, status_fd: int, timeout: float = READY_TIMEOUT_S) -> ForkedProcess:
-        proc = cls(0, status_fd)
+        proc = cls(status_fd)
         line = proc._line(timeout)
         if line is None or "pid" not in line:
             raise ForkServerGone("the forked command did not start")
         proc.pid = int(line["pid"])
         return proc
+
+    @property
+    def status_fd(self) -> int:
+        """Readable when the command is done, or killed."""
+        return self._fd
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -178,12 +190,12 @@ class ForkedProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is None:
-            line = self._line(timeout)
-            if line is None and self._fd is not None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 raise subprocess.TimeoutExpired(f"forked process {self.pid}", timeout or 0)
-            self._finish(line)
-        assert self.returncode is not None
+            self._finish(self._line(remaining))
         return self.returncode
 
     def kill(self) -> None:
@@ -191,31 +203,53 @@ class ForkedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._fd)
+
     def _finish(self, line: dict[str, int] | None) -> None:
-        if line is not None:
-            self.returncode = int(line.get("exit_code", -signal.SIGKILL))
-        elif self._fd is None:  # EOF with no exit line
-            self.returncode = -signal.SIGKILL
+        with self._lock:
+            if self.returncode is not None:
+                return
+            if line is not None and "exit_code" in line:
+                self.returncode = int(line["exit_code"])
+            elif self._eof and b"\n" not in self._buf:
+                self.returncode = -signal.SIGKILL
 
     def _line(self, timeout: float | None) -> dict[str, int] | None:
-        """The next status line; None at the timeout, or at EOF (then the fd is closed)."""
+        """The next status line; None at the timeout or at EOF."""
         import select
 
-        while b"\n" not in self._buf:
-            if self._fd is None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if b"\n" in self._buf:
+                    line, self._buf = self._buf.split(b"\n", 1)
+                    value = json.loads(line)
+                    return value if isinstance(value, dict) else None
+                if self._eof or self._closed:
+                    return None
+                try:
+                    chunk: bytes | None = os.read(self._fd, 256)
+                except BlockingIOError:
+                    chunk = None
+                if chunk is not None:
+                    if chunk:
+                        self._buf += chunk
+                    else:
+                        self._eof = True
+                    continue
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if remaining == 0.0:
                 return None
-            ready, _, _ = select.select([self._fd], [], [], timeout)
-            if not ready:
+            # NOTE: in slices, so that a close() from another thread is seen soon
+            try:
+                select.select([self._fd], [], [], 0.05 if remaining is None
+                              else min(remaining, 0.05))
+            except (OSError, ValueError):  # closed meanwhile
                 return None
-            chunk = os.read(self._fd, 256)
-            if not chunk:
-                os.close(self._fd)
-                self._fd = None
-                return None
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        value = json.loads(line)
-        return value if isinstance(value, dict) else None
 
 
 def _launch() -> tuple[socket.socket, int]:

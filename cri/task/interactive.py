@@ -19,12 +19,19 @@ import logging
 import os
 import signal
 import struct
-import subprocess
 import termios
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
+from cri.shim.forkserver import ForkedProcess
 from cri.streaming.remotecommand import Channel
+
+if TYPE_CHECKING:
+    from cri.task.runner import ExecProcess
+
+# Starts the exec command line with these fds as its stdin, stdout and stderr (closed by the
+# caller afterwards); True: in a session of its own, for a terminal.
+Spawn = Callable[[int, int, int, bool], "ExecProcess"]
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +45,9 @@ DRAIN_AFTER_EXIT_S: Final = 2.0
 class InteractiveProcess:
     """A started command line; implements `cri.streaming.runtime.Process`."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], *, stdin: int | None,
+    def __init__(self, proc: ExecProcess, *, stdin: int | None,
                  outputs: dict[int, Channel], terminal: int | None,
-                 kill: Callable[[subprocess.Popen[bytes]], None],
+                 kill: Callable[[ExecProcess], None],
                  cleanup: Callable[[], None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._proc = proc
@@ -60,22 +67,26 @@ class InteractiveProcess:
             self._queue.put_nowait(None)
         if stdin is not None and stdin != terminal:
             os.set_blocking(stdin, False)
+        self._pidfd: int | None = None
+        self._status_fd = proc.status_fd if isinstance(proc, ForkedProcess) else None
+        if self._status_fd is not None:
+            # not our child: its exit comes over the fork server's status pipe
+            self._loop.add_reader(self._status_fd, self._on_status)
+            return
         try:
-            self._pidfd: int | None = os.pidfd_open(proc.pid)
+            self._pidfd = os.pidfd_open(proc.pid)
             self._loop.add_reader(self._pidfd, self._on_exit)
         except OSError:  # no pidfd: poll
-            self._pidfd = None
             self._loop.call_later(0.05, self._poll_exit)
 
     @classmethod
-    def start(cls, argv: Sequence[str], *, env: dict[str, str], tty: bool, stdin: bool,
-              stdout: bool, stderr: bool, kill: Callable[[subprocess.Popen[bytes]], None],
+    def start(cls, spawn: Spawn, *, tty: bool, stdin: bool, stdout: bool, stderr: bool,
+              kill: Callable[[ExecProcess], None],
               cleanup: Callable[[], None]) -> InteractiveProcess:
         if tty:
             master, slave = os.openpty()
             try:
-                proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                        start_new_session=True)
+                proc = spawn(slave, slave, slave, True)
             except BaseException:
                 os.close(master)
                 raise
@@ -85,22 +96,27 @@ class InteractiveProcess:
             outputs = {master: Channel.STDOUT}
             return cls(proc, stdin=master if stdin else None, outputs=outputs,
                        terminal=master, kill=kill, cleanup=cleanup)
-        pipe, null = subprocess.PIPE, subprocess.DEVNULL
-        proc = subprocess.Popen(argv, stdin=pipe if stdin else null,
-                                stdout=pipe if stdout else null,
-                                stderr=pipe if stderr else null, env=env)
-        outputs = {}
-        if proc.stdout is not None:
-            outputs[os.dup(proc.stdout.fileno())] = Channel.STDOUT
-            proc.stdout.close()
-        if proc.stderr is not None:
-            outputs[os.dup(proc.stderr.fileno())] = Channel.STDERR
-            proc.stderr.close()
-        stdin_fd = None
-        if proc.stdin is not None:
-            stdin_fd = os.dup(proc.stdin.fileno())
-            proc.stdin.close()
-        return cls(proc, stdin=stdin_fd, outputs=outputs, terminal=None, kill=kill,
+        null = os.open(os.devnull, os.O_RDWR)
+        ours: dict[str, int] = {}
+        theirs: dict[str, int] = {}  # closed here once the command line has them
+        try:
+            for name, wanted in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+                if wanted:
+                    r, w = os.pipe()
+                    ours[name], theirs[name] = (w, r) if name == "stdin" else (r, w)
+            proc = spawn(theirs.get("stdin", null), theirs.get("stdout", null),
+                         theirs.get("stderr", null), False)
+        except BaseException:
+            for fd in ours.values():
+                os.close(fd)
+            raise
+        finally:
+            for fd in (null, *theirs.values()):
+                os.close(fd)
+        outputs = {ours[name]: channel for name, channel in (("stdout", Channel.STDOUT),
+                                                              ("stderr", Channel.STDERR))
+                   if name in ours}
+        return cls(proc, stdin=ours.get("stdin"), outputs=outputs, terminal=None, kill=kill,
                    cleanup=cleanup)
 
     @property
@@ -188,14 +204,22 @@ class InteractiveProcess:
 
     # --- end ------------------------------------------------------------------------------
 
+    def _on_status(self) -> None:
+        if self._proc.poll() is None:  # a partial line: wait for the rest
+            return
+        assert self._status_fd is not None
+        self._loop.remove_reader(self._status_fd)
+        self._status_fd = None
+        self._on_exit()
+
     def _on_exit(self) -> None:
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
-        self._proc.wait()
+        code = self._proc.wait()
         if not self._exited.done():
-            self._exited.set_result(self._proc.returncode)
+            self._exited.set_result(code)
         self._loop.call_later(DRAIN_AFTER_EXIT_S, self._stop_reading)
 
     def _poll_exit(self) -> None:
@@ -243,6 +267,11 @@ class InteractiveProcess:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
+        if self._status_fd is not None:
+            self._loop.remove_reader(self._status_fd)
+            self._status_fd = None
+        if isinstance(self._proc, ForkedProcess):
+            self._proc.close()
         self._cleanup()
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +25,7 @@ from cri.config import RuntimeHandler
 from cri.errors import DeadlineExceeded, FailedPrecondition, Internal
 from cri.shim import client as shim
 from cri.shim.errors import ShimError, TaskRefused
-from cri.shim.forkserver import ForkServer, ForkServerGone
+from cri.shim.forkserver import ForkedProcess, ForkServer, ForkServerGone
 from cri.subprocesses import helper_env, oci_cli_argv
 from cri.task import exec_output, process_tree
 
@@ -169,13 +169,15 @@ class TaskRunner:
     def wait_exit(state_dir: Path, timeout: float) -> TaskExit | None:
         """Wait until the shim has written the exit file, at most `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        delay = 0.005
+        # NOTE: a killed task's exit file comes 2 to 5 ms after the signal; checking is one
+        # failed open, so look often at first (a stop waits on this) and back off to 50 ms.
+        delay = 0.001
         while True:
             status = TaskRunner.exit_status(state_dir)
             if status is not None or time.monotonic() >= deadline:
                 return status
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 1.5, 0.05)
 
     def exec_sync(self, task_id: str, process_file: Path, timeout: float | None) -> ExecResult:
         """Run a process in the task and collect its output (bounded, see exec_output); `timeout`
@@ -185,9 +187,10 @@ class TaskRunner:
         args = ["exec", "--pid-file", str(pid_file), "--process", str(process_file), task_id]
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        proc: ExecProcess | None = None
         try:
             try:
-                proc = self._start_exec(args, out_w, err_w)
+                proc = self._start_exec(args, None, out_w, err_w)
             finally:
                 # Only the command line may hold the write ends, or EOF never comes.
                 os.close(out_w)
@@ -203,29 +206,43 @@ class TaskRunner:
             os.close(out_r)
             os.close(err_r)
             pid_file.unlink(missing_ok=True)
-        assert proc.returncode is not None
+            if isinstance(proc, ForkedProcess):
+                proc.close()
+        assert proc is not None and proc.returncode is not None
         return ExecResult(exit_code=proc.returncode, stdout=output["stdout"].value(),
                           stderr=output["stderr"].value())
 
-    def _start_exec(self, args: list[str], stdout: int, stderr: int) -> ExecProcess:
-        # NOTE: the in-tree executor's exec is forked from the shim fork server where it runs:
-        # a probe then pays no interpreter start (about 20 ms of its 25). runc is a binary.
+    def _start_exec(self, args: list[str], stdin: int | None, stdout: int, stderr: int,
+                    *, new_session: bool = False) -> ExecProcess:
+        """The exec command line with these fds (stdin None: /dev/null).
+
+        NOTE: the in-tree executor's is forked from the shim fork server where it runs (always
+        in a session of its own): a probe then pays no interpreter start, about 20 ms of its 25.
+        runc is a binary."""
         if not self.handler.binary and self.shim_server is not None:
             null = os.open(os.devnull, os.O_RDONLY)
             try:
                 return self.shim_server.run_oci(["--root", str(self.oci_root), *args],
-                                                null, stdout, stderr)
+                                                null if stdin is None else stdin, stdout, stderr)
             except ForkServerGone:
                 pass
             finally:
                 os.close(null)
-        return subprocess.Popen(self._cli(*args), stdin=subprocess.DEVNULL, stdout=stdout,
-                                stderr=stderr, env=helper_env())
+        return subprocess.Popen(self._cli(*args),
+                                stdin=subprocess.DEVNULL if stdin is None else stdin,
+                                stdout=stdout, stderr=stderr, env=helper_env(),
+                                start_new_session=new_session)
 
-    def exec_argv(self, task_id: str, process_file: Path, pid_file: Path) -> list[str]:
-        """The OCI command line of an exec in the foreground (a streaming exec)."""
-        return self._cli("exec", "--pid-file", str(pid_file), "--process", str(process_file),
-                         task_id)
+    def exec_spawn(self, task_id: str, process_file: Path, pid_file: Path
+                   ) -> Callable[[int, int, int, bool], ExecProcess]:
+        """What starts the OCI command line of an exec in the foreground (a streaming exec),
+        given its stdin, stdout, stderr and whether it needs a session of its own."""
+        args = ["exec", "--pid-file", str(pid_file), "--process", str(process_file), task_id]
+
+        def spawn(stdin: int, stdout: int, stderr: int, new_session: bool) -> ExecProcess:
+            return self._start_exec(args, stdin, stdout, stderr, new_session=new_session)
+
+        return spawn
 
     @staticmethod
     def kill_exec(proc: ExecProcess, pid_file: Path) -> None:
