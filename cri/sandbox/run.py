@@ -13,12 +13,14 @@ import secrets
 import shutil
 import socket
 import time
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cri.api.runtime.v1 import api_pb2 as v1
+from cri.background import in_background
 from cri.config import BUILTIN_PAUSE_IMAGE
 from cri.errors import FailedPrecondition, Internal, InvalidArgument, NotFound
 from cri.image import Image
@@ -128,6 +130,26 @@ def setup_network(svc: SandboxService, sandbox: Sandbox, state_dir: Path) -> tup
         raise Internal(f"setting up the pod network: {exc}") from None
 
 
+def _network_in_parallel(svc: SandboxService, config: v1.PodSandboxConfig) -> bool:
+    """Whether the network's ADD may run beside the pause container's creation: with CNI, a
+    network that is ready (checked first: a pod the network cannot take makes no container),
+    and no net.* sysctls, which the executor applies at creation and which may name the
+    interfaces the ADD makes (net.ipv4.conf.eth0.*)."""
+    if not svc.network.uses_cni:
+        return False
+    try:
+        svc.network.current()
+    except NetworkNotReady as exc:
+        raise FailedPrecondition(f"the pod network is not ready: {exc}") from None
+    return not any(key.replace("/", ".").startswith("net.") for key in config.linux.sysctls)
+
+
+def _teardown_after(network: Future[tuple[str, ...]], svc: SandboxService, sandbox_id: str,
+                    state_dir: Path) -> None:
+    if network.exception() is None:  # a failed ADD has deleted what it made, as it can
+        svc.network.teardown(sandbox_id, state_dir)
+
+
 def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handler: str) -> str:
     validate(config)
     try:
@@ -161,13 +183,20 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
         undo.callback(shutil.rmtree, state_dir, ignore_errors=True)
         state_dir.mkdir(parents=True)
 
+        network: Future[tuple[str, ...]] | None = None
+        ips: tuple[str, ...] = ()
         if not host_network:
             create_netns(Path(sandbox.netns_path))
             undo.callback(remove_netns, Path(sandbox.netns_path))
-            ips = setup_network(svc, sandbox, state_dir)
-            undo.callback(svc.network.teardown, sandbox_id, state_dir)
-        else:
-            ips = ()
+            if _network_in_parallel(svc, config):
+                # NOTE: the CNI chain (30 ms and more of plugins) runs while the pause container
+                # is made: the pause needs only the pinned namespace, not what is in it. Undone
+                # after the ADD has finished, whichever way it went.
+                network = in_background("pod-network", setup_network, svc, sandbox, state_dir)
+                undo.callback(_teardown_after, network, svc, sandbox_id, state_dir)
+            else:
+                ips = setup_network(svc, sandbox, state_dir)
+                undo.callback(svc.network.teardown, sandbox_id, state_dir)
 
         shm_dir: Path | None = None
         if opts.ipc != v1.NODE:
@@ -195,6 +224,8 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
 
         pid = runner.create_and_start(sandbox_id, state_dir, state_dir / "task", log_path=None)
         undo.callback(runner.delete, sandbox_id, force=True)
+        if network is not None:
+            ips = network.result()
 
         start = pid_start_time(pid)
         status = svc.store.update_status(

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cri.background import in_background
 from cri.errors import Internal
 from cri.network import remove_netns
 from cri.network.cni import PluginError
@@ -42,6 +43,11 @@ def stop_sandbox(svc: SandboxService, sandbox_id: str) -> None:
         if svc.containers is not None:
             svc.containers.stop_all(sandbox.id)
         runner = sandbox_runner(svc, sandbox)
+        # NOTE: the network's DEL (60 ms and more of plugins here) runs while the pause task is
+        # killed and deleted: it needs only the pinned namespace, which stays until both are done.
+        network = (in_background("pod-network-del", svc.network.teardown, sandbox.id,
+                                  svc.paths.sandbox_state(sandbox.id))
+                   if sandbox.netns_path else None)
         task_dir = svc.paths.sandbox_state(sandbox.id) / "task"
         if sandbox.status.pid and runner.exit_status(task_dir) is None:
             try:
@@ -51,14 +57,17 @@ def stop_sandbox(svc: SandboxService, sandbox_id: str) -> None:
             if runner.wait_exit(task_dir, PAUSE_EXIT_TIMEOUT) is None:
                 log.warning("sandbox %s: pause pid %d did not exit", sandbox.id,
                             sandbox.status.pid)
-        runner.delete(sandbox.id, force=True)
+        try:
+            runner.delete(sandbox.id, force=True)
+        finally:
+            error = network.exception() if network is not None else None
+        if isinstance(error, PluginError):
+            # The namespace and the cache stay, so the next StopPodSandbox tries again.
+            raise Internal(f"tearing down the network of pod sandbox {sandbox.id}: {error}"
+                           ) from None
+        if error is not None:
+            raise error
         if sandbox.netns_path:
-            try:
-                svc.network.teardown(sandbox.id, svc.paths.sandbox_state(sandbox.id))
-            except PluginError as exc:
-                # The namespace and the cache stay, so the next StopPodSandbox tries again.
-                raise Internal(f"tearing down the network of pod sandbox {sandbox.id}: {exc}"
-                               ) from None
             remove_netns(Path(sandbox.netns_path))
         svc.store.update_status(sandbox.id, lambda s: s.stopped())
     log.info("sandbox %s stopped", sandbox.id)
