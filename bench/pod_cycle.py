@@ -12,13 +12,19 @@ Figures, each ours / containerd's as a ratio:
 1. the full cycle (RunPodSandbox, CreateContainer, StartContainer, ExecSync `true`,
    StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox), median of `--runs`, with
    the median of each step; runs alternate between the runtimes so both see the same machine.
-   With `--crictl` (or crictl on PATH) the same cycle again as crictl commands.
+   With `--crictl` (or crictl on PATH) the same cycle again as crictl commands, run in the
+   node's namespace (`crictl exec` streams from the runtime's server on its 127.0.0.1); each
+   command then also pays crictl's own start, about 18 ms here, for both runtimes alike.
 2. ExecSync of `true` in a running container (what a probe costs), median of `--runs`.
 3. `--pods` pods (pause + one `sleep` container) started 10 at a time: median and p99 of each
    pod's runp+create+start, failures.
 4. With those pods running: the PSS of the runtime's per-container processes (our monitors;
-   containerd's shims), per container and per pod; the daemon's RSS idle (before any pod) and
-   now.
+   containerd's shims), per container and per pod; the daemon's RSS at start, with the images
+   pulled, and with the pods; and the daemon's own helpers (our shim fork server), which serve
+   every pod and so are reported apart from the per-container figures.
+
+BENCH_KEEP=1 keeps the working directory (the daemons' logs); BENCH_LOG_LEVEL=debug makes ours
+log each CNI plugin's duration.
 """
 
 from __future__ import annotations
@@ -95,7 +101,7 @@ def start_ours(work: Path, node: str, pause: Path, registry: str) -> tuple[Runti
     config = work / "config.toml"
     config.write_text(f'cni_conf_dir = "{conf_dir}"\ncni_bin_dir = "{CNI_BIN}"\n')
     daemon = DaemonProcess(work, pause, config_file=config, network="cni", node=node,
-                           extra_args=["--log-level", "info"])
+                           extra_args=["--log-level", os.environ.get("BENCH_LOG_LEVEL", "info")])
     daemon.start()
     runtime = Runtime("ours", daemon.socket, daemon.proc)
     return runtime, daemon
@@ -245,9 +251,11 @@ def grpc_cycle(client: CriClient, image: str, name: str, log_dir: Path) -> dict[
     return timer.laps
 
 
-def crictl_cycle(crictl: str, runtime: Runtime, image: str, name: str, work: Path
+def crictl_cycle(crictl: str, node: str, runtime: Runtime, image: str, name: str, work: Path
                  ) -> dict[str, float]:
-    base = [crictl, "--runtime-endpoint", f"unix://{runtime.socket}",
+    # In the node's namespace, as a kubelet would be: `crictl exec` streams from the runtime's
+    # server on the node's 127.0.0.1.
+    base = [*nodes.nsenter(node), crictl, "--runtime-endpoint", f"unix://{runtime.socket}",
             "--image-endpoint", f"unix://{runtime.socket}", "--timeout", "30s"]
     pod_json = work / f"{name}-pod.json"
     ctr_json = work / f"{name}-ctr.json"
@@ -344,6 +352,22 @@ def monitor_pids(runtime: Runtime, work: Path) -> list[int]:
     return found
 
 
+def helper_pids(runtime: Runtime) -> dict[str, int]:
+    """Long-lived children of the daemon that serve all its pods (our shim fork server)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if ppid == runtime.daemon_pid and b"--fork-server" in cmdline:
+            found["shim fork server"] = int(entry.name)
+    return found
+
+
 # --- reporting ----------------------------------------------------------------------------------
 
 
@@ -401,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="cri-bench-", dir="/tmp"))
         work.chmod(0o711)
-        stack.callback(shutil.rmtree, work, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):
+            stack.callback(shutil.rmtree, work, ignore_errors=True)
         registry = stack.enter_context(LocalRegistry())
         push_image(registry.host, "bench/busybox", "1", busybox_image())
         pause = compile_pause(work / "pause")
@@ -421,20 +446,22 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{registry.host}/bench/pause:1")
             runtimes["containerd"] = ctrd
             stack.callback(stop_runtime, ctrd)
+        time.sleep(2)  # let start-up work settle before the idle reading
+        start_rss = {n: rss_kib(r.daemon_pid) for n, r in runtimes.items()}
         for runtime in runtimes.values():
             client = runtime.connect()
             client.images.PullImage(api.PullImageRequest(image=api.ImageSpec(image=image)))
             if runtime.name == "containerd":
                 client.images.PullImage(api.PullImageRequest(
                     image=api.ImageSpec(image=f"{registry.host}/bench/pause:1")))
-        time.sleep(2)  # let start-up work settle before the idle reading
-        idle_rss = {n: rss_kib(r.daemon_pid) for n, r in runtimes.items()}
-        run_benchmarks(args, runtimes, work, image, idle_rss)
+        time.sleep(2)
+        idle_rss = {n: (start_rss[n], rss_kib(r.daemon_pid)) for n, r in runtimes.items()}
+        run_benchmarks(args, runtimes, work, image, idle_rss, node)
     return 0
 
 
 def run_benchmarks(args: argparse.Namespace, runtimes: dict[str, Runtime], work: Path,
-                   image: str, idle_rss: dict[str, int]) -> None:
+                   image: str, idle_rss: dict[str, tuple[int, int]], node: str) -> None:
     names = list(runtimes)
     log_dir = work / "logs"
     # warm-up: one cycle each, not counted
@@ -462,7 +489,7 @@ def run_benchmarks(args: argparse.Namespace, runtimes: dict[str, Runtime], work:
         claps: dict[str, list[dict[str, float]]] = {n: [] for n in names}
         for i in range(args.runs):
             for name in names if i % 2 == 0 else reversed(names):
-                claps[name].append(crictl_cycle(args.crictl, runtimes[name], image,
+                claps[name].append(crictl_cycle(args.crictl, node, runtimes[name], image,
                                                 f"crictl-{name}-{i}", work))
         print_cycle(f"Full cycle as crictl commands ({args.crictl})", claps)
 
@@ -522,8 +549,14 @@ def run_benchmarks(args: argparse.Namespace, runtimes: dict[str, Runtime], work:
         print(f"  {'':11} {len(pids)} monitor processes, PSS {pss / 1024:.1f} MiB in all: "
               f"{pss / 1024 / containers:.2f} MiB per container (pause counted), "
               f"{pss / 1024 / pods:.2f} MiB per pod (pause included)")
-        print(f"  {'':11} daemon RSS idle {idle_rss[name] / 1024:.1f} MiB, "
-              f"with {pods} pods {rss_kib(runtime.daemon_pid) / 1024:.1f} MiB")
+        helpers = helper_pids(runtime)
+        print(f"  {'':11} daemon RSS idle {idle_rss[name][0] / 1024:.1f} MiB at start, "
+              f"{idle_rss[name][1] / 1024:.1f} MiB with images pulled, "
+              f"{rss_kib(runtime.daemon_pid) / 1024:.1f} MiB with {pods} pods")
+        if helpers:
+            print(f"  {'':11} the daemon's helpers ({', '.join(helpers)}): RSS "
+                  f"{sum(rss_kib(p) for p in helpers.values()) / 1024:.1f} MiB, PSS "
+                  f"{sum(pss_kib(p) for p in helpers.values()) / 1024:.1f} MiB")
         remove_everything(client)
 
 
