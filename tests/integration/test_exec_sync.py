@@ -20,9 +20,13 @@ from tests.support.daemon import CriClient, DaemonProcess, running_daemon
 RUNC = shutil.which("runc")
 
 
-@pytest.fixture(scope="module")
-def daemon(pause_binary: Path) -> Iterator[DaemonProcess]:
+@pytest.fixture(scope="module", params=["fork-server", "cold"])
+def daemon(request: pytest.FixtureRequest, pause_binary: Path) -> Iterator[DaemonProcess]:
+    """The in-tree executor's exec is forked from the shim fork server, or (without one) a new
+    interpreter: both are run."""
     config = f'[runtimes.runc]\nbinary = "{RUNC}"\n' if RUNC else ""
+    if request.param == "cold":
+        config = "shim_fork_server = false\n" + config
     with running_daemon(pause_binary, config) as process:
         yield process
 

@@ -1,0 +1,89 @@
+"""The daemon's shim fork server (cri/shim/forkserver.py) as the daemon uses it: one per daemon,
+replaced when it dies (pods start cold meanwhile), gone when the daemon stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from tests.integration.test_pod_lifecycle import container_config, pod_config
+from tests.support.daemon import CriClient, DaemonProcess, running_daemon
+
+T = TypeVar("T")
+
+
+def fork_servers(daemon: DaemonProcess) -> list[int]:
+    assert daemon.proc is not None
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == daemon.proc.pid and b"--fork-server" in cmdline and stat[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(fn: Callable[[], T], timeout: float = 30.0) -> T:
+    deadline = time.monotonic() + timeout
+    while not (value := fn()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
+def run_container(cri: CriClient, image: str, tmp_path: Path) -> tuple[str, str]:
+    api = cri.api
+    config = pod_config(api, tmp_path)
+    pod = cri.runtime.RunPodSandbox(api.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    cid = cri.runtime.CreateContainer(api.CreateContainerRequest(
+        pod_sandbox_id=pod, sandbox_config=config,
+        config=container_config(api, image, ["sleep", "3600"]))).container_id
+    cri.runtime.StartContainer(api.StartContainerRequest(container_id=cid))
+    reply = cri.runtime.ExecSync(api.ExecSyncRequest(container_id=cid, cmd=["echo", "hi"],
+                                                     timeout=10))
+    assert (reply.exit_code, reply.stdout) == (0, b"hi\n")
+    return pod, cid
+
+
+def test_one_server_replaced_when_it_dies_and_gone_with_the_daemon(
+        pause_binary: Path, busybox_ref: str, tmp_path: Path) -> None:
+    with running_daemon(pause_binary) as daemon:
+        cri = CriClient(daemon.socket)
+        try:
+            cri.images.PullImage(cri.api.PullImageRequest(
+                image=cri.api.ImageSpec(image=busybox_ref)))
+            (server,) = wait_for(lambda: fork_servers(daemon))
+            run_container(cri, busybox_ref, tmp_path / "a")
+            os.kill(server, signal.SIGKILL)
+            # the next start finds it gone, starts its shim cold, and a new server comes up
+            pod, _ = run_container(cri, busybox_ref, tmp_path / "b")
+            (replacement,) = wait_for(lambda: [p for p in fork_servers(daemon) if p != server])
+            run_container(cri, busybox_ref, tmp_path / "c")
+            assert fork_servers(daemon) == [replacement]
+            cri.runtime.StopPodSandbox(cri.api.StopPodSandboxRequest(pod_sandbox_id=pod))
+        finally:
+            cri.close()
+        daemon.stop()
+        assert not Path(f"/proc/{replacement}").exists() or \
+            Path(f"/proc/{replacement}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_without_the_server_every_shim_starts_cold(pause_binary: Path, busybox_ref: str,
+                                                   tmp_path: Path) -> None:
+    with running_daemon(pause_binary, "shim_fork_server = false\n") as daemon:
+        cri = CriClient(daemon.socket)
+        try:
+            cri.images.PullImage(cri.api.PullImageRequest(
+                image=cri.api.ImageSpec(image=busybox_ref)))
+            run_container(cri, busybox_ref, tmp_path)
+            assert fork_servers(daemon) == []
+        finally:
+            cri.close()
