@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -52,6 +53,7 @@ from cri.api.runtime.v1 import api_pb2 as api
 from cri.sandbox.pause import compile_pause
 from tests.support import node as nodes
 from tests.support.daemon import CriClient, DaemonProcess
+from tests.support.leaks import cgroups_under
 from tests.support.oci_build import Layer, build_image, busybox_image, push_image
 from tests.support.registry import LocalRegistry
 
@@ -81,6 +83,7 @@ class Runtime:
     name: str
     socket: Path
     proc: subprocess.Popen[bytes] | None = None
+    cgroup_parent: str = ""  # removed at the end, once empty
     client: CriClient | None = field(default=None, repr=False)
 
     def connect(self) -> CriClient:
@@ -103,7 +106,7 @@ def start_ours(work: Path, node: str, pause: Path, registry: str) -> tuple[Runti
     daemon = DaemonProcess(work, pause, config_file=config, network="cni", node=node,
                            extra_args=["--log-level", os.environ.get("BENCH_LOG_LEVEL", "info")])
     daemon.start()
-    runtime = Runtime("ours", daemon.socket, daemon.proc)
+    runtime = Runtime("ours", daemon.socket, daemon.proc, cgroup_parent=daemon.cgroup_parent)
     return runtime, daemon
 
 
@@ -146,7 +149,7 @@ def start_containerd(work: Path, node: str, registry: str, pause_image: str) -> 
     proc = subprocess.Popen([*nodes.nsenter(node), binary, "--config", str(config)],
                             stdout=log, stderr=log)
     log.close()
-    runtime = Runtime("containerd", socket, proc)
+    runtime = Runtime("containerd", socket, proc, cgroup_parent="/k8s.io")
     _wait_ready(runtime, work / "containerd.log")
     return runtime
 
@@ -183,6 +186,11 @@ def stop_runtime(runtime: Runtime) -> None:
         except subprocess.TimeoutExpired:
             runtime.proc.kill()
             runtime.proc.wait()
+    if runtime.cgroup_parent:
+        for path in cgroups_under(runtime.cgroup_parent):
+            for sub in sorted(Path(path).glob("**/"), key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
 
 
 def remove_everything(client: CriClient) -> None:
