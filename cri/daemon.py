@@ -18,7 +18,6 @@ from cri.container.service import WATCH_PREFIX as CONTAINER_PREFIX
 from cri.events import EventBroker, LifecycleEvent
 from cri.image import ImageService
 from cri.image_service import ImageServicer
-from cri.memory import MemoryTrimmer, trim
 from cri.network.manager import NetworkManager
 from cri.paths import Paths
 from cri.recovery import recover
@@ -65,7 +64,6 @@ class Daemon:
                                            shim_server=self.shim_server)
         self.sandboxes.containers = self.containers
         self._ready = threading.Event()
-        self.trimmer = MemoryTrimmer()
         self.streaming = StreamingServer(config.stream_address, config.stream_port,
                                          StreamRuntime(self.containers, self.sandboxes),
                                          idle_timeout=config.stream_idle_timeout,
@@ -115,8 +113,6 @@ class Daemon:
         self.shim_server.start()
         recover(self.sandboxes, self.containers)
         self._ready.set()
-        trim()  # what start-up and recovery freed
-        self.trimmer.start()
 
     def serve(self) -> None:
         self.streaming.start()
@@ -136,7 +132,6 @@ class Daemon:
         self.streaming.stop()
         self.exits.stop()
         self.shim_server.close()
-        self.trimmer.stop()
         self.db.close()
         log.info("stopped; containers keep running under their shims")
 
