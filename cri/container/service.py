@@ -36,12 +36,14 @@ class ContainerService:
     sandboxes: SandboxService
     exits: ExitWatcher | None = None
     shim_server: ForkServer | None = None
-    _locks: defaultdict[str, threading.Lock] = field(
-        default_factory=lambda: defaultdict(threading.Lock))
+    # Re-entrant: a stop or remove that holds it reads the container, and the read releases an
+    # exited task under it (status.release_task).
+    _locks: defaultdict[str, threading.RLock] = field(
+        default_factory=lambda: defaultdict(threading.RLock))
     _exit_locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
 
-    def lock(self, container_id: str) -> threading.Lock:
+    def lock(self, container_id: str) -> threading.RLock:
         return self._locks[container_id]
 
     def exit_lock(self, container_id: str) -> threading.Lock:

@@ -48,18 +48,33 @@ def refreshed(svc: ContainerService, container: Container) -> Container:
                 message="the container's monitor is gone; its exit status is lost"))
             return replace(container, status=status)
     # NOTE: readers (List*, the exit watcher, a stop) can all see the same exit at once; one
-    # records it and deletes the task, the others find it recorded. Two deletes at once would
-    # race on the task's cgroup (ENODEV from the one that writes a file the other removed).
+    # records it, the others find it recorded.
     with svc.exit_lock(container.id):
         current = svc.store.find(container.id)
         if current is None or current.status.state != v1.CONTAINER_RUNNING:
-            return current or container
-        code, finished = task_exit.exit_code, task_exit.finished_at
-        oom = task_exit.oom_killed or _oom_killed(svc, container)
-        status = svc.store.update_status(container.id,
-                                         lambda s: exited_status(s, code, finished, oom))
-        try:
-            runner.delete(container.id, force=True)
-        except Exception as exc:  # noqa: BLE001 - stale OCI state must not hide the exit
-            log.warning("container %s: deleting the exited task: %s", container.id, exc)
-    return replace(container, status=status)
+            container = current or container
+        else:
+            code, finished = task_exit.exit_code, task_exit.finished_at
+            oom = task_exit.oom_killed or _oom_killed(svc, container)
+            status = svc.store.update_status(container.id,
+                                             lambda s: exited_status(s, code, finished, oom))
+            container = replace(container, status=status)
+    release_task(svc, container)
+    return container
+
+
+def release_task(svc: ContainerService, container: Container) -> None:
+    """Delete an exited container's task (its OCI state and cgroup), unless an operation on the
+    container holds its lock: a task is only ever deleted under that lock, since two deletes,
+    or a delete beside a stop's kill, race on its cgroup (ENODEV, runc's "invalid state
+    transition"). The holder is a stop or a remove, which release the task themselves, or an
+    update or start, after which a later read or the remove does."""
+    lock = svc.lock(container.id)
+    if not lock.acquire(blocking=False):
+        return
+    try:
+        svc.runner(container).delete(container.id, force=True)
+    except Exception as exc:  # noqa: BLE001 - stale OCI state must not hide the exit
+        log.warning("container %s: deleting the exited task: %s", container.id, exc)
+    finally:
+        lock.release()

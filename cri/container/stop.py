@@ -10,7 +10,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from cri.api.runtime.v1 import api_pb2 as v1
-from cri.container.status import refreshed
+from cri.container.status import refreshed, release_task
 from cri.image import ImageConfig
 from cri.spec.container import stop_signal
 from cri.task import TaskRunner
@@ -31,6 +31,8 @@ def stop_container(svc: ContainerService, container_id: str, timeout: float) -> 
     with svc.lock(container.id):
         container = refreshed(svc, svc.store.get(container.id))
         if container.status.state != v1.CONTAINER_RUNNING:
+            if container.status.state == v1.CONTAINER_EXITED:
+                release_task(svc, container)  # a reader recorded the exit while we waited
             return
         runner = svc.runner(container)
         task_dir = svc.task_dir(container.id)
@@ -45,7 +47,9 @@ def stop_container(svc: ContainerService, container_id: str, timeout: float) -> 
             _signal(runner, container.id, signal.SIGKILL, all=True)
             if runner.wait_exit(task_dir, KILL_WAIT) is None:
                 log.warning("container %s did not exit after SIGKILL", container.id)
-        refreshed(svc, svc.store.get(container.id))
+        final = refreshed(svc, svc.store.get(container.id))
+        if final.status.state == v1.CONTAINER_EXITED:
+            release_task(svc, final)  # if a reader recorded the exit, it left this to us
     log.info("container %s stopped", container.id)
 
 
