@@ -80,6 +80,7 @@ class ForkServer:
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._starting = False
 
     @property
     def running(self) -> bool:
@@ -92,17 +93,29 @@ class ForkServer:
     def start(self) -> None:
         """Start the server on a thread of its own, so the daemon's start-up does not wait."""
         if self.enabled:
-            threading.Thread(target=self._start_locked, name="shim-fork-server",
+            threading.Thread(target=self._start, name="shim-fork-server",
                              daemon=True).start()
 
-    def _start_locked(self) -> None:
+    def _start(self) -> None:
+        # NOTE: launched outside the lock: orders meanwhile find no server and start cold
+        # instead of waiting for it.
         with self._lock:
-            if self._sock is None and not self._closed:
-                try:
-                    self._sock, self._pid = _launch()
-                except (OSError, subprocess.SubprocessError, TimeoutError) as exc:
-                    log.warning("the shim fork server did not start (%s); shims start cold",
-                                exc)
+            if self._sock is not None or self._closed or self._starting:
+                return
+            self._starting = True
+        try:
+            launched: tuple[socket.socket, int] | None = _launch()
+        except (OSError, subprocess.SubprocessError, TimeoutError) as exc:
+            log.warning("the shim fork server did not start (%s); shims start cold", exc)
+            launched = None
+        with self._lock:
+            self._starting = False
+            if launched is not None and self._closed:
+                launched[0].close()  # the server sees EOF and exits
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(launched[1], 0)
+            elif launched is not None:
+                self._sock, self._pid = launched
 
     def order(self, args: list[str], sync_w: int) -> None:
         """Have the server fork the shim for `args`, reporting on `sync_w` (ours to close).
@@ -133,7 +146,7 @@ class ForkServer:
             except OSError as exc:
                 log.warning("the shim fork server is gone (%s); restarting it", exc)
                 self._drop_locked()
-                threading.Thread(target=self._start_locked, daemon=True).start()
+                threading.Thread(target=self._start, daemon=True).start()
                 raise ForkServerGone(str(exc)) from None
 
     def close(self) -> None:
