@@ -118,22 +118,17 @@ def daemonize(state_dir: Path) -> None:
     /dev/null) so that a crash's traceback, which bypasses the logging module, is not lost.
     """
     os.chdir(state_dir)
-    detach(os.open(SHIM_LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE))
-
-
-def detach(stderr_fd: int) -> None:
-    """Fork (the started process exits 0 at once), become a session leader and the child
-    subreaper, with stdin and stdout on /dev/null and stderr on `stderr_fd`."""
     devnull = os.open(os.devnull, os.O_RDWR)
+    shim_log = os.open(SHIM_LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE)
     if os.fork() != 0:
         os._exit(0)
     os.setsid()
     set_child_subreaper()
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    os.dup2(stderr_fd, 2)
+    os.dup2(shim_log, 2)
     os.close(devnull)
-    os.close(stderr_fd)
+    os.close(shim_log)
 
 
 def set_child_subreaper() -> None:
