@@ -14,6 +14,9 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
+# The programs' modules import cri.static_c (standard library only); `cri` itself imports nothing.
+sys.path.insert(0, str(Path(__file__).parent))
+
 
 def _load_module(relative: str):  # type: ignore[no-untyped-def]
     # by path: importing the `cri` package here would need its dependencies at build time

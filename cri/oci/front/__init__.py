@@ -7,10 +7,10 @@ Python interpreter in the common case; everything else is handed to the Python C
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from cri.static_c import compile_static
 
 SOURCE = Path(__file__).with_name("front.c")
 BINARY = Path(__file__).with_name("cri-oci")
@@ -28,31 +28,11 @@ def compile_front(
     path, symlinks resolved. `strict` (the tests): warnings are errors; not at install time,
     where another compiler's new warning must not fail the installation.
     """
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise RuntimeError("no C compiler found: install gcc and libc6-dev to build cri-oci")
     if '"' in python or "\\" in python:
         raise RuntimeError(f"cannot embed the interpreter path {python!r}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    subprocess.run(
-        [
-            compiler,
-            "-static",
-            "-O2",
-            "-s",
-            "-Wall",
-            "-Wextra",
-            *(["-Werror"] if strict else []),
-            f'-DCRI_OCI_PYTHON="{python}"',
-            "-o",
-            str(tmp),
-            str(SOURCE),
-        ],
-        check=True,
-    )
-    tmp.replace(output)
-    return output
+    flags = ["-O2", "-Wall", "-Wextra", *(["-Werror"] if strict else []),
+             f'-DCRI_OCI_PYTHON="{python}"']
+    return compile_static(SOURCE, output, flags, program="cri-oci")
 
 
 def installed_binary() -> Path:

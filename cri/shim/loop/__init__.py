@@ -9,9 +9,9 @@ Built at install time next to its source, as the pause program and `cri-oci` are
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
+
+from cri.static_c import compile_static
 
 SOURCE = Path(__file__).with_name("loop.c")
 BINARY = Path(__file__).with_name("cri-shim-loop")
@@ -23,18 +23,8 @@ def compile_loop(output: Path = BINARY, *, strict: bool = False) -> Path:
     """Compile the loop. Static, as `cri-oci` is: it starts without the dynamic loader and maps
     no shared libraries, which is most of what its memory would be. `strict` (the tests):
     warnings are errors; not at install time, where a newer compiler's warning must not fail it."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise RuntimeError("no C compiler found: install gcc and libc6-dev to build cri-shim-loop")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    subprocess.run(
-        [compiler, "-static", "-O2", "-s", "-Wall", "-Wextra", *(["-Werror"] if strict else []),
-         "-o", str(tmp), str(SOURCE)],
-        check=True,
-    )
-    tmp.replace(output)
-    return output
+    flags = ["-O2", "-Wall", "-Wextra", *(["-Werror"] if strict else [])]
+    return compile_static(SOURCE, output, flags, program="cri-shim-loop")
 
 
 def loop_binary() -> Path | None:
