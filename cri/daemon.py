@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -28,10 +27,8 @@ from cri.sandbox.builtin_image import register_builtin_pause
 from cri.sandbox.pause import find_pause_binary
 from cri.sandbox.service import WATCH_PREFIX as SANDBOX_PREFIX
 from cri.server import GrpcServer
+from cri.shim import loop as shim_loop
 from cri.shim.forkserver import ForkServer
-from cri.shim.loop import BINARY as LOOP_BINARY
-from cri.shim.loop import ENV_LOOP as LOOP_ENV
-from cri.shim.loop import loop_binary
 from cri.stats import StatsService
 from cri.store import Database
 from cri.stream_runtime import StreamRuntime
@@ -112,10 +109,10 @@ class Daemon:
                             "pods will fail until sandbox_image or pause_binary is set")
             else:
                 register_builtin_pause(self.images, BUILTIN_PAUSE_IMAGE, binary)
-        if loop_binary() is None and os.environ.get(LOOP_ENV) != "python":
+        if not shim_loop.built():
             log.warning("cri-shim-loop is not built (%s): every container's monitor stays a "
                         "Python interpreter, about 10 MiB each; reinstall the package",
-                        LOOP_BINARY)
+                        shim_loop.BINARY)
         self.events.start()
         self.exits.start()
         self.shim_server.start()

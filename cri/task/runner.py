@@ -220,14 +220,15 @@ class TaskRunner:
         in a session of its own): a probe then pays no interpreter start, about 20 ms of its 25.
         runc is a binary."""
         if not self.handler.binary and self.shim_server is not None:
-            null = os.open(os.devnull, os.O_RDONLY)
+            stdin_fd = os.open(os.devnull, os.O_RDONLY) if stdin is None else stdin
             try:
                 return self.shim_server.run_oci(["--root", str(self.oci_root), *args],
-                                                null if stdin is None else stdin, stdout, stderr)
+                                                stdin_fd, stdout, stderr)
             except ForkServerGone:
                 pass
             finally:
-                os.close(null)
+                if stdin is None:
+                    os.close(stdin_fd)
         return subprocess.Popen(self._cli(*args),
                                 stdin=subprocess.DEVNULL if stdin is None else stdin,
                                 stdout=stdout, stderr=stderr, env=helper_env(),

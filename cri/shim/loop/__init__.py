@@ -27,9 +27,13 @@ def compile_loop(output: Path = BINARY, *, strict: bool = False) -> Path:
     return compile_static(SOURCE, output, flags, program="cri-shim-loop")
 
 
+def built() -> bool:
+    return os.access(BINARY, os.X_OK)
+
+
 def loop_binary() -> Path | None:
     """The compiled loop the shim should exec, or None for the Python loop (not built, or
     CRI_SHIM_LOOP=python)."""
     if os.environ.get(ENV_LOOP) == "python":
         return None
-    return BINARY if os.access(BINARY, os.X_OK) else None
+    return BINARY if built() else None
