@@ -52,7 +52,7 @@ import grpc
 from cri.api.runtime.v1 import api_pb2 as api
 from cri.sandbox.pause import compile_pause
 from tests.support import node as nodes
-from tests.support.daemon import CriClient, DaemonProcess
+from tests.support.daemon import CriClient, DaemonProcess, remove_everything
 from tests.support.leaks import cgroups_under
 from tests.support.oci_build import Layer, build_image, busybox_image, push_image
 from tests.support.registry import LocalRegistry
@@ -96,7 +96,7 @@ class Runtime:
         return self.proc.pid  # nsenter execs the daemon: the same pid
 
 
-def start_ours(work: Path, node: str, pause: Path, registry: str) -> tuple[Runtime, DaemonProcess]:
+def start_ours(work: Path, node: str, pause: Path) -> Runtime:
     conf_dir, ipam = work / "net.d", work / "ipam"
     conf_dir.mkdir(parents=True)
     (conf_dir / "10-bench.conflist").write_text(conflist("bench-ours", "bench-ours0",
@@ -106,8 +106,7 @@ def start_ours(work: Path, node: str, pause: Path, registry: str) -> tuple[Runti
     daemon = DaemonProcess(work, pause, config_file=config, network="cni", node=node,
                            extra_args=["--log-level", os.environ.get("BENCH_LOG_LEVEL", "info")])
     daemon.start()
-    runtime = Runtime("ours", daemon.socket, daemon.proc, cgroup_parent=daemon.cgroup_parent)
-    return runtime, daemon
+    return Runtime("ours", daemon.socket, daemon.proc, cgroup_parent=daemon.cgroup_parent)
 
 
 CONTAINERD_CONFIG = """\
@@ -191,12 +190,6 @@ def stop_runtime(runtime: Runtime) -> None:
             for sub in sorted(Path(path).glob("**/"), key=lambda p: -len(p.parts)):
                 with contextlib.suppress(OSError):
                     sub.rmdir()
-
-
-def remove_everything(client: CriClient) -> None:
-    for sandbox in client.runtime.ListPodSandbox(api.ListPodSandboxRequest()).items:
-        client.runtime.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=sandbox.id))
-        client.runtime.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=sandbox.id))
 
 
 # --- the workload -------------------------------------------------------------------------------
@@ -298,14 +291,20 @@ def crictl_cycle(crictl: str, node: str, runtime: Runtime, image: str, name: str
     return timer.laps
 
 
-def start_pod(client: CriClient, image: str, name: str, log_dir: Path) -> float:
-    started = time.perf_counter()
+def run_pod(client: CriClient, image: str, name: str, log_dir: Path) -> str:
+    """A pod with one running `sleep` container; the container's id."""
     config = pod_config(name, log_dir)
     pod = client.runtime.RunPodSandbox(api.RunPodSandboxRequest(config=config)).pod_sandbox_id
     cid = client.runtime.CreateContainer(api.CreateContainerRequest(
         pod_sandbox_id=pod, config=container_config(image, ["sleep", "3600"]),
         sandbox_config=config)).container_id
     client.runtime.StartContainer(api.StartContainerRequest(container_id=cid))
+    return str(cid)
+
+
+def start_pod(client: CriClient, image: str, name: str, log_dir: Path) -> float:
+    started = time.perf_counter()
+    run_pod(client, image, name, log_dir)
     return (time.perf_counter() - started) * 1000
 
 
@@ -446,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
 
         runtimes: dict[str, Runtime] = {}
         if args.only in (None, "ours"):
-            ours, _ = start_ours(work / "ours", node, pause, registry.host)
+            ours = start_ours(work / "ours", node, pause)
             runtimes["ours"] = ours
             stack.callback(stop_runtime, ours)
         if args.only in (None, "containerd"):
@@ -503,23 +502,17 @@ def run_benchmarks(args: argparse.Namespace, runtimes: dict[str, Runtime], work:
 
     # ExecSync `true` in one running container
     execs: dict[str, list[float]] = {n: [] for n in names}
-    targets: dict[str, tuple[str, str]] = {}
+    targets: dict[str, str] = {}
     for name in names:
         client = runtimes[name].client
         assert client is not None
-        config = pod_config(f"exec-{name}", log_dir)
-        pod = client.runtime.RunPodSandbox(api.RunPodSandboxRequest(config=config)).pod_sandbox_id
-        cid = client.runtime.CreateContainer(api.CreateContainerRequest(
-            pod_sandbox_id=pod, config=container_config(image, ["sleep", "3600"]),
-            sandbox_config=config)).container_id
-        client.runtime.StartContainer(api.StartContainerRequest(container_id=cid))
-        targets[name] = (pod, cid)
-        exec_true(client, cid)
+        targets[name] = run_pod(client, image, f"exec-{name}", log_dir)
+        exec_true(client, targets[name])
     for i in range(args.runs):
         for name in names if i % 2 == 0 else reversed(names):
             client = runtimes[name].client
             assert client is not None
-            execs[name].append(exec_true(client, targets[name][1]))
+            execs[name].append(exec_true(client, targets[name]))
     print("\nExecSync `true` in a running container: median ms")
     for name in names:
         print(f"  {name:11} {median(execs[name]):8.1f}")
