@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from tests.integration.test_pod_lifecycle import container_config, pod_config
+from tests.integration.test_shim import wait_for
 from tests.support.daemon import CriClient, DaemonProcess, running_daemon
-
-T = TypeVar("T")
 
 
 def fork_servers(daemon: DaemonProcess) -> list[int]:
@@ -30,13 +26,6 @@ def fork_servers(daemon: DaemonProcess) -> list[int]:
         if int(stat[1]) == daemon.proc.pid and b"--fork-server" in cmdline and stat[0] != "Z":
             found.append(int(entry.name))
     return found
-
-
-def wait_for(fn: Callable[[], T], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while not (value := fn()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return value
 
 
 def run_container(cri: CriClient, image: str, tmp_path: Path) -> tuple[str, str]:
@@ -60,12 +49,13 @@ def test_one_server_replaced_when_it_dies_and_gone_with_the_daemon(
         try:
             cri.images.PullImage(cri.api.PullImageRequest(
                 image=cri.api.ImageSpec(image=busybox_ref)))
-            (server,) = wait_for(lambda: fork_servers(daemon))
+            (server,) = wait_for(lambda: fork_servers(daemon), 30.0)
             run_container(cri, busybox_ref, tmp_path / "a")
             os.kill(server, signal.SIGKILL)
             # the next start finds it gone, starts its shim cold, and a new server comes up
             pod, _ = run_container(cri, busybox_ref, tmp_path / "b")
-            (replacement,) = wait_for(lambda: [p for p in fork_servers(daemon) if p != server])
+            (replacement,) = wait_for(
+                lambda: [p for p in fork_servers(daemon) if p != server], 30.0)
             run_container(cri, busybox_ref, tmp_path / "c")
             assert fork_servers(daemon) == [replacement]
             cri.runtime.StopPodSandbox(cri.api.StopPodSandboxRequest(pod_sandbox_id=pod))
