@@ -900,14 +900,23 @@ static int loop(void) {
     return finish();
 }
 
-static int fd_arg(const char *value) {
+static int number_arg(const char *value) {
     char *end;
-    long fd = strtol(value, &end, 10);
-    if (*end || fd < 0 || fd > 1 << 20) {
+    long n = strtol(value, &end, 10);
+    if (!*value || *end || n < 0 || n > 1 << 30) {
+        fprintf(stderr, "cri-shim-loop: not a number: %s\n", value);
+        exit(2);
+    }
+    return (int)n;
+}
+
+static int fd_arg(const char *value) {
+    int fd = number_arg(value);
+    if (fd > 1 << 20) {
         fprintf(stderr, "cri-shim-loop: not a file descriptor: %s\n", value);
         exit(2);
     }
-    return (int)fd;
+    return fd;
 }
 
 int main(int argc, char **argv) {
@@ -934,7 +943,7 @@ int main(int argc, char **argv) {
         }
         i++;
         if (strcmp(a, "--id") == 0) m.id = v;
-        else if (strcmp(a, "--init-pid") == 0) m.init_pid = fd_arg(v);
+        else if (strcmp(a, "--init-pid") == 0) m.init_pid = number_arg(v);
         else if (strcmp(a, "--pidfd") == 0) m.pidfd = fd_arg(v);
         else if (strcmp(a, "--listener") == 0) m.listener = fd_arg(v);
         else if (strcmp(a, "--stdout") == 0) m.outputs[0].fd = fd_arg(v);
