@@ -49,3 +49,23 @@ class Unimplemented(CriError):
 
 class Internal(CriError):
     code = grpc.StatusCode.INTERNAL
+
+
+# --- across a process boundary (the pull helper reports its errors this way) ---------------------
+
+_BY_CODE: dict[str, type[CriError]] = {
+    cls.code.name: cls
+    for cls in (NotFound, AlreadyExists, InvalidArgument, FailedPrecondition, Unavailable,
+                DeadlineExceeded, Unimplemented, Internal)
+}
+
+
+def error_to_wire(exc: BaseException) -> dict[str, str]:
+    """{"code": ..., "message": ...}; anything not a CriError travels as INTERNAL."""
+    if isinstance(exc, CriError):
+        return {"code": exc.code.name, "message": exc.message}
+    return {"code": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"}
+
+
+def error_from_wire(wire: dict[str, str]) -> CriError:
+    return _BY_CODE.get(wire.get("code", ""), Internal)(str(wire.get("message", "")))

@@ -2,6 +2,6 @@
 
 from cri.image.config import ImageConfig
 from cri.image.reference import parse_reference
-from cri.image.service import Image, ImageService, RegistryAuth
+from cri.image.service import FileLayer, Image, ImageService, RegistryAuth
 
-__all__ = ["Image", "ImageConfig", "ImageService", "RegistryAuth", "parse_reference"]
+__all__ = ["FileLayer", "Image", "ImageConfig", "ImageService", "RegistryAuth", "parse_reference"]

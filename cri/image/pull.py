@@ -8,22 +8,39 @@ still missing:
    (the content store verifies digest and size) and unpack it (verifying the diff_id);
 4. store the manifest (and index) blobs, then commit the image record and its names.
 The image becomes visible only at step 4, after everything it needs is on disk.
+
+This runs in the pull helper (`cri/image/puller.py`), not the daemon: the leases and the image
+record are the daemon's, reached through a `Keeper`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from typing import Protocol
 
 from cri.errors import Internal
 from cri.image import manifest as mf
 from cri.image.config import diff_ids
-from cri.image.layers import chain_ids
+from cri.image.content import ContentStore
+from cri.image.layers import LayerStore, chain_ids
 from cri.image.registry import RegistrySession, ResolvedImage
 from cri.image.store import ImageRecord
-from cri.image.stores import Stores
+from cri.image.unpack import unpack_layer
 
 log = logging.getLogger(__name__)
+
+
+class Keeper(Protocol):
+    """What a pull asks of the daemon, which owns the leases and the image records."""
+
+    def lease(self, keys: Sequence[str]) -> None:
+        """Protect these blobs and layers from collection until the pull ends; returns once
+        they are protected."""
+
+    def record(self, record: ImageRecord, names: Sequence[str]) -> None:
+        """Commit the image record and point `names` at it."""
 
 
 def image_names(resolved: ResolvedImage) -> list[str]:
@@ -40,71 +57,76 @@ def image_names(resolved: ResolvedImage) -> list[str]:
 
 
 def pull_resolved(
-    stores: Stores, session: RegistrySession, resolved: ResolvedImage, *, pinned: bool
+    content: ContentStore,
+    layers: LayerStore,
+    keeper: Keeper,
+    session: RegistrySession,
+    resolved: ResolvedImage,
+    *,
+    pinned: bool,
 ) -> str:
     """Make the resolved image present and recorded; return its id."""
     what = f"{resolved.reference.repository}@{resolved.manifest_digest}"
     manifest_blobs = [resolved.manifest_digest] + ([resolved.digest] if resolved.index else [])
     layer_blobs = [d.digest for d in resolved.layers]
-    with stores.leases.lease() as lease:
-        lease.add([*manifest_blobs, resolved.config.digest, *layer_blobs])
+    keeper.lease([*manifest_blobs, resolved.config.digest, *layer_blobs])
 
-        config_bytes = _config(stores, session, resolved)
-        doc = mf.load_json(config_bytes, f"{what} config")
-        ids = diff_ids(doc, what)
-        if len(ids) != len(resolved.layers):
-            raise Internal(
-                f"{what}: manifest has {len(resolved.layers)} layers but the config lists "
-                f"{len(ids)} diff_ids"
-            )
-        chain = chain_ids(ids)
-        lease.add(chain)
-
-        for i, (desc, diff_id, chain_id) in enumerate(
-            zip(resolved.layers, ids, chain, strict=True)
-        ):
-            if stores.layers.has(chain_id):
-                continue
-            if not stores.content.has(desc.digest, desc.size):
-                started = time.monotonic()
-                with session.blob(resolved.endpoint, desc) as chunks:
-                    stores.content.ingest(desc.digest, desc.size, chunks)
-                log.info(
-                    "fetched layer %s (%d bytes) in %.1fs",
-                    desc.digest,
-                    desc.size,
-                    time.monotonic() - started,
-                    extra={"image_ref": str(resolved.reference)},
-                )
-            stores.layers.unpack(
-                chain_id, stores.content.path(desc.digest), diff_id, lower_chain_ids=chain[:i][::-1]
-            )
-
-        stores.content.write(resolved.manifest, resolved.manifest_digest)
-        if resolved.index is not None:
-            stores.content.write(resolved.index, resolved.digest)
-        image_id = resolved.config.digest
-        stores.images.put(
-            ImageRecord(
-                id=image_id,
-                manifest_digest=resolved.manifest_digest,
-                config=config_bytes.decode(),
-                chain_ids=tuple(chain),
-                blobs=(*manifest_blobs, resolved.config.digest, *layer_blobs),
-                size=resolved.config.size + sum(d.size for d in resolved.layers),
-                pinned=pinned,
-                created_ns=time.time_ns(),
-            ),
-            image_names(resolved),
+    config_bytes = _config(content, session, resolved)
+    doc = mf.load_json(config_bytes, f"{what} config")
+    ids = diff_ids(doc, what)
+    if len(ids) != len(resolved.layers):
+        raise Internal(
+            f"{what}: manifest has {len(resolved.layers)} layers but the config lists "
+            f"{len(ids)} diff_ids"
         )
+    chain = chain_ids(ids)
+    keeper.lease(chain)
+
+    for i, (desc, diff_id, chain_id) in enumerate(
+        zip(resolved.layers, ids, chain, strict=True)
+    ):
+        if layers.has(chain_id):
+            continue
+        if not content.has(desc.digest, desc.size):
+            started = time.monotonic()
+            with session.blob(resolved.endpoint, desc) as chunks:
+                content.ingest(desc.digest, desc.size, chunks)
+            log.info(
+                "fetched layer %s (%d bytes) in %.1fs",
+                desc.digest,
+                desc.size,
+                time.monotonic() - started,
+                extra={"image_ref": str(resolved.reference)},
+            )
+        unpack_layer(
+            layers, chain_id, content.path(desc.digest), diff_id, lower_chain_ids=chain[:i][::-1]
+        )
+
+    content.write(resolved.manifest, resolved.manifest_digest)
+    if resolved.index is not None:
+        content.write(resolved.index, resolved.digest)
+    image_id = resolved.config.digest
+    keeper.record(
+        ImageRecord(
+            id=image_id,
+            manifest_digest=resolved.manifest_digest,
+            config=config_bytes.decode(),
+            chain_ids=tuple(chain),
+            blobs=(*manifest_blobs, resolved.config.digest, *layer_blobs),
+            size=resolved.config.size + sum(d.size for d in resolved.layers),
+            pinned=pinned,
+            created_ns=time.time_ns(),
+        ),
+        image_names(resolved),
+    )
     return image_id
 
 
-def _config(stores: Stores, session: RegistrySession, resolved: ResolvedImage) -> bytes:
+def _config(content: ContentStore, session: RegistrySession, resolved: ResolvedImage) -> bytes:
     desc = resolved.config
-    if not stores.content.has(desc.digest, desc.size):
+    if not content.has(desc.digest, desc.size):
         if desc.size > mf.MAX_MANIFEST_BYTES:
             raise Internal(f"image config {desc.digest} is implausibly large ({desc.size} bytes)")
         with session.blob(resolved.endpoint, desc) as chunks:
-            stores.content.ingest(desc.digest, desc.size, chunks)
-    return stores.content.read(desc.digest)
+            content.ingest(desc.digest, desc.size, chunks)
+    return content.read(desc.digest)

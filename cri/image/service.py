@@ -34,11 +34,10 @@ from cri.image.config import ImageConfig, image_config
 from cri.image.content import ContentStore
 from cri.image.digest import is_digest
 from cri.image.gc import Leases, collect
-from cri.image.importer import import_layers
 from cri.image.layers import LayerStore
-from cri.image.pull import pull_resolved
+from cri.image.pull_process import run_puller
 from cri.image.reference import parse_reference
-from cri.image.registry import Credentials, RegistryClient
+from cri.image.registry import normalize_mirrors
 from cri.image.store import ImageRecord, ImageStore
 from cri.image.stores import Stores
 from cri.store.db import Database
@@ -58,6 +57,16 @@ class Image:
     config: ImageConfig
     pinned: bool
     chain_ids: tuple[str, ...]  # bottom layer first
+
+
+@dataclass(frozen=True, slots=True)
+class FileLayer:
+    """A layer of one file at the root, e.g. the pause binary as `pause`. The pull helper
+    builds its tar (importer.py), so the daemon itself never needs tarfile."""
+
+    name: str
+    source: Path
+    mode: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +98,7 @@ class ImageService:
         content.clean_temporary()
         layers.clean_temporary()
         self._stores = Stores(ImageStore(db), content, layers, Leases())
-        self._registry = RegistryClient(mirrors)
+        self._mirrors = normalize_mirrors(mirrors)  # a bad endpoint fails at start, not at a pull
         self._layers_in_use = layers_in_use
         self._locks_guard = threading.Lock()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
@@ -97,13 +106,17 @@ class ImageService:
     # --- pulling and importing -------------------------------------------------------------
 
     def pull(self, ref: str, auth: RegistryAuth | None = None, *, pinned: bool = False) -> Image:
-        """Pull `ref` (tag or digest) for this host's platform; a no-op when already present."""
+        """Pull `ref` (tag or digest) for this host's platform; a no-op when already present.
+
+        The fetching and unpacking run in the pull helper (puller.py); this thread answers it."""
         reference = parse_reference(ref)
         log.info("pulling %s", reference, extra={"image_ref": str(reference)})
-        with self._registry.session(reference, _credentials(auth)) as session:
-            resolved = session.resolve()
-            with self._digest_lock(resolved.digest):
-                image_id = pull_resolved(self._stores, session, resolved, pinned=pinned)
+        request = {"ref": str(reference), "pinned": pinned, "images_root": str(self._root),
+                   "mirrors": {k: list(v) for k, v in self._mirrors.items()},
+                   "credentials": _credentials(auth)}
+        with self._stores.leases.lease() as lease:
+            image_id = run_puller(request, digest_lock=self._digest_lock, lease=lease.add,
+                                  record=self._stores.images.put)
         image = self._by_id(image_id)
         assert image is not None, "a pulled image is recorded before pull_resolved returns"
         log.info("pulled %s as %s", reference, image_id, extra={"image_id": image_id})
@@ -112,19 +125,26 @@ class ImageService:
     def import_image(
         self,
         name: str,
-        layer_tar: Path | Sequence[Path],
+        layers: Path | FileLayer | Sequence[Path | FileLayer],
         config: Mapping[str, object],
         *,
         pinned: bool,
     ) -> Image:
-        """Register a locally built image from one layer tar or several (bottom first).
+        """Register a locally built image from one layer or several (bottom first): tars, or
+        one-file layers the helper builds.
 
         `config` is the OCI image config document, e.g. `{"config": {"Entrypoint": ["/pause"],
         "User": "65535:65535"}}`; `rootfs` is computed, `os`/`architecture` default to the host.
         """
-        tars = [layer_tar] if isinstance(layer_tar, Path) else list(layer_tar)
+        items = [layers] if isinstance(layers, (Path, FileLayer)) else list(layers)
         reference = parse_reference(name)
-        image_id = import_layers(self._stores, reference, tars, config, pinned=pinned)
+        wire = [str(i) if isinstance(i, Path) else
+                {"name": i.name, "source": str(i.source), "mode": i.mode} for i in items]
+        request = {"ref": str(reference), "pinned": pinned, "images_root": str(self._root),
+                   "import": {"layers": wire, "config": dict(config)}}
+        with self._stores.leases.lease() as lease:
+            image_id = run_puller(request, digest_lock=self._digest_lock, lease=lease.add,
+                                  record=self._stores.images.put)
         image = self._by_id(image_id)
         assert image is not None
         return image
@@ -233,9 +253,10 @@ def _image(record: ImageRecord) -> Image:
     )
 
 
-def _credentials(auth: RegistryAuth | None) -> Credentials | None:
+def _credentials(auth: RegistryAuth | None) -> dict[str, str]:
+    """The fields of registry.Credentials, decoded from the CRI AuthConfig."""
     if auth is None:
-        return None
+        return {}
     username, password = auth.username, auth.password
     if auth.auth and not username:
         try:
@@ -245,12 +266,8 @@ def _credentials(auth: RegistryAuth | None) -> Credentials | None:
         username, sep, password = decoded.partition(":")
         if not sep:
             raise InvalidArgument("auth is not base64 of 'username:password'")
-    return Credentials(
-        username=username,
-        password=password,
-        identity_token=auth.identity_token,
-        registry_token=auth.registry_token,
-    )
+    return {"username": username, "password": password,
+            "identity_token": auth.identity_token, "registry_token": auth.registry_token}
 
 
 def _walk_lstat(root: Path) -> Iterator[os.stat_result]:

@@ -7,6 +7,7 @@ here live in the session's registry, which is removed at the end of the session.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import os
 import shutil
@@ -17,13 +18,16 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from cri.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, Unavailable
 from cri.image import ImageConfig, ImageService, RegistryAuth
-from cri.image.layers import OPAQUE_XATTR
 from cri.image.platform import host_platform
+from cri.image.unpack import OPAQUE_XATTR
 from cri.store.db import Database
+from tests.support.daemon import CriClient, running_daemon
+from tests.support.leaks import processes_mentioning
 from tests.support.oci_build import (
     PATH_ENV,
     BuiltImage,
@@ -501,3 +505,43 @@ def test_fs_usage(service: ImageService, busybox_ref: str) -> None:
     # busybox is ~2 MB unpacked (its 22 names are one inode) plus ~1 MB compressed.
     assert used - empty_bytes > 2_500_000
     assert inodes - empty_inodes > 20
+
+
+# --- the pull helper -----------------------------------------------------------------------------
+
+
+def test_the_daemon_pulls_through_its_helper(pause_binary: Path, busybox_ref: str) -> None:
+    """Pulls and the built-in pause import run in the helper, which ends with each of them."""
+    with running_daemon(pause_binary) as daemon:
+        client = CriClient(daemon.socket)
+        try:
+            api = client.api
+            reply = client.images.PullImage(api.PullImageRequest(
+                image=api.ImageSpec(image=busybox_ref)))
+            assert reply.image_ref.startswith("sha256:")
+            status = client.images.ImageStatus(api.ImageStatusRequest(
+                image=api.ImageSpec(image=busybox_ref)))
+            assert status.image.id == reply.image_ref
+            with pytest.raises(grpc.RpcError) as info:
+                client.images.PullImage(api.PullImageRequest(
+                    image=api.ImageSpec(image=busybox_ref + "-absent")))
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        finally:
+            client.close()
+        assert processes_mentioning("cri.image.puller") == []
+
+
+def test_a_refusal_by_the_daemon_stops_the_helper(root: Path, busybox_ref: str) -> None:
+    """If the daemon's side fails (here: recording the image), the pull fails with that error,
+    nothing is recorded, and the helper is gone."""
+    from cri.image.pull_process import run_puller
+
+    def refuse(record: object, names: object) -> None:
+        raise Internal("the database is full")
+
+    request = {"ref": busybox_ref, "pinned": False, "images_root": str(root / "images"),
+               "mirrors": {}, "credentials": {}}
+    with pytest.raises(Internal, match="the database is full"):
+        run_puller(request, digest_lock=lambda digest: contextlib.nullcontext(),
+                   lease=lambda keys: None, record=refuse)
+    assert processes_mentioning("cri.image.puller") == []

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cri.errors import Internal, Unimplemented
-from cri.image.layers import OPAQUE_XATTR, LayerStore, apply_layer, chain_ids, diff_id_of
+from cri.image.layers import LayerStore, chain_ids
+from cri.image.unpack import OPAQUE_XATTR, apply_layer, diff_id_of, unpack_layer
 from tests.support.oci_build import MTIME, OCI_LAYER_TAR, Blob, BuiltLayer, Layer
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="unpacking layers needs root")
@@ -28,7 +29,7 @@ def unpack(store: LayerStore, tmp_path: Path, layer: BuiltLayer, lower: str = ""
     chain_id = layer.diff_id if not lower else chain_ids([lower, layer.diff_id])[1]
     blob = tmp_path / f"blob-{layer.blob.digest[7:19]}"
     blob.write_bytes(layer.blob.data)
-    store.unpack(chain_id, blob, layer.diff_id, lower_chain_ids=[lower] if lower else [])
+    unpack_layer(store, chain_id, blob, layer.diff_id, lower_chain_ids=[lower] if lower else [])
     return store.diff_dir(chain_id)
 
 
@@ -206,7 +207,7 @@ def test_diff_id_mismatch_leaves_nothing(store: LayerStore, tmp_path: Path) -> N
     blob.write_bytes(layer.blob.data)
     wrong = "sha256:" + "0" * 64
     with pytest.raises(Internal, match="image config says"):
-        store.unpack(wrong, blob, wrong)
+        unpack_layer(store, wrong, blob, wrong)
     assert os.listdir(store.root) == []
 
 
