@@ -510,8 +510,11 @@ def test_fs_usage(service: ImageService, busybox_ref: str) -> None:
 # --- the pull helper -----------------------------------------------------------------------------
 
 
-def test_the_daemon_pulls_through_its_helper(pause_binary: Path, busybox_ref: str) -> None:
-    """Pulls and the built-in pause import run in the helper, which ends with each of them."""
+def test_the_daemon_pulls_through_its_helper_and_maps_no_openssl(
+    pause_binary: Path, busybox_ref: str
+) -> None:
+    """The daemon marks ssl and OpenSSL's hashlib absent (cri/__main__.py): pulls and the
+    built-in pause import run in the helper, which ends with each of them."""
     with running_daemon(pause_binary) as daemon:
         client = CriClient(daemon.socket)
         try:
@@ -528,6 +531,9 @@ def test_the_daemon_pulls_through_its_helper(pause_binary: Path, busybox_ref: st
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
         finally:
             client.close()
+        assert daemon.proc is not None
+        maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text()
+        assert "libcrypto" not in maps and "libssl" not in maps and "_ssl" not in maps
         assert processes_mentioning("cri.image.puller") == []
 
 
