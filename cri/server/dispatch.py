@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -112,24 +112,31 @@ def build_handler(
     v1_module: ModuleType,
     ready: Gate,
     overrides: dict[str, Callable[..., Any]] | None = None,
+    *,
+    as_service: tuple[str, Sequence[str]] | None = None,
 ) -> grpc.GenericRpcHandler:
-    """A handler for `service` (v1 or v1alpha2) whose messages are parsed as v1 messages."""
+    """A handler for `service` whose messages are parsed as v1 messages.
+
+    `as_service` (full name, method names) serves those of `service`'s methods under another
+    service's name: how v1alpha2 is served from v1's descriptors."""
+    full_name, names = as_service or (service.full_name, [m.name for m in service.methods])
     handlers: dict[str, grpc.RpcMethodHandler] = {}
-    for method in service.methods:
-        handlers[method.name] = _method_handler(service, method, servicer, v1_module, ready,
-                                                (overrides or {}).get(method.name))
-    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+    for name in names:
+        method = service.methods_by_name[name]
+        handlers[name] = _method_handler(full_name, method, servicer, v1_module, ready,
+                                         (overrides or {}).get(name))
+    return grpc.method_handlers_generic_handler(full_name, handlers)
 
 
 def _method_handler(
-    service: ServiceDescriptor,
+    service_name: str,
     method: MethodDescriptor,
     servicer: object,
     v1_module: ModuleType,
     ready: Gate,
     override: Callable[..., Any] | None,
 ) -> grpc.RpcMethodHandler:
-    full_name = f"/{service.full_name}/{method.name}"
+    full_name = f"/{service_name}/{method.name}"
     request_cls = getattr(v1_module, method.input_type.name)
     deserialize = request_cls.FromString
     serialize = _serialize

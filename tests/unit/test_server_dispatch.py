@@ -84,3 +84,18 @@ def test_errors_map_to_statuses(server: Path) -> None:
         with pytest.raises(grpc.RpcError) as info:
             v1_grpc.ImageServiceStub(channel).ListImages(v1.ListImagesRequest())
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_the_v1alpha2_method_list_matches_its_proto() -> None:
+    """The server serves v1alpha2 from a list of names and v1's descriptors: each listed method
+    must be v1alpha2's, in full, with v1's messages of the same names and the same streaming."""
+    from cri.server.grpc_server import V1ALPHA2_METHODS
+
+    for service_name, names in V1ALPHA2_METHODS.items():
+        ours = alpha.DESCRIPTOR.services_by_name[service_name]
+        theirs = v1.DESCRIPTOR.services_by_name[service_name]
+        assert names == tuple(m.name for m in ours.methods)
+        for method in ours.methods:
+            twin = theirs.methods_by_name[method.name]
+            assert (method.input_type.name, method.output_type.name, method.server_streaming) == (
+                twin.input_type.name, twin.output_type.name, twin.server_streaming)
