@@ -55,6 +55,9 @@ class Config:
     # Shims are forked from one pre-loaded process (cri/shim/forkserver.py), so a container's
     # start pays no interpreter start-up; it holds about 18 MiB. false: every shim starts cold.
     shim_fork_server: bool = True
+    # CreateContainer begins the container's task (its shim, and the OCI create) on a thread of
+    # its own and returns; StartContainer waits for it, then starts it (see container/start.py).
+    create_tasks_early: bool = True
 
     @property
     def socket_path(self) -> Path:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 
+from cri.api.runtime.v1 import api_pb2 as v1
 from cri.container import ContainerService
+from cri.container.start import forget_created_task
 from cri.sandbox import SandboxService
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,10 @@ def recover(sandboxes: SandboxService, containers: ContainerService) -> None:
             log.exception("sandbox %s could not be recovered", sandbox.id)
     for container in containers.store.list():
         try:
+            if container.status.state == v1.CONTAINER_CREATED:
+                # A task CreateContainer began before the restart is no longer tracked.
+                with containers.lock(container.id):
+                    forget_created_task(containers, container)
             recovered_container = containers.get(container.id)
             containers.watch_exit(recovered_container)
             log.info("recovered container %s: state %d", container.id,

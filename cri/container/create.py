@@ -18,6 +18,7 @@ from cri import handler_features
 from cri.api.runtime.v1 import api_pb2 as v1
 from cri.container.image_volumes import mount_image_volumes
 from cri.container.model import Container, ContainerStatus, container_name
+from cri.container.start import begin_task
 from cri.errors import FailedPrecondition, InvalidArgument, NotFound
 from cri.sandbox import READY
 from cri.spec import ContainerSpecInput, container_spec
@@ -113,6 +114,8 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
         (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
         undo.pop_all()
     svc.store.announce_created(container)
+    if svc.config.create_tasks_early:
+        begin_task(svc, container)
     log.info("container %s (%s) created in sandbox %s", container_id, container.name, sandbox.id)
     return container_id
 

@@ -10,6 +10,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from cri.container.image_volumes import unmount_image_volumes
+from cri.container.start import discard_early_task
 from cri.container.stop import stop_container
 from cri.storage import unmount_rootfs
 
@@ -25,6 +26,7 @@ def remove_container(svc: ContainerService, container_id: str) -> None:
         return
     stop_container(svc, container.id, 0)
     with svc.lock(container.id):
+        discard_early_task(svc, container)  # in case a start began and failed in between
         svc.runner(container).delete(container.id, force=True)
         unmount_rootfs(svc.rootfs_layout(container.id))
         unmount_image_volumes(svc, container.id)

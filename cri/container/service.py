@@ -6,6 +6,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class ContainerService:
         default_factory=lambda: defaultdict(threading.RLock))
     _exit_locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
+    # Tasks CreateContainer began (container/start.py), until a start or a discard takes them.
+    _early_tasks: dict[str, Future[int]] = field(default_factory=dict)
+    _early_guard: threading.Lock = field(default_factory=threading.Lock)
 
     def lock(self, container_id: str) -> threading.RLock:
         return self._locks[container_id]
@@ -49,6 +53,18 @@ class ContainerService:
     def exit_lock(self, container_id: str) -> threading.Lock:
         """Held only while an exit is recorded (status.refreshed), never around other locks."""
         return self._exit_locks[container_id]
+
+    def put_early_task(self, container_id: str, creation: Future[int]) -> None:
+        with self._early_guard:
+            self._early_tasks[container_id] = creation
+
+    def take_early_task(self, container_id: str) -> Future[int] | None:
+        """The early creation of this container's task, waited for; None if there is none."""
+        with self._early_guard:
+            creation = self._early_tasks.pop(container_id, None)
+        if creation is not None:
+            creation.exception()  # waits; the outcome stays in the future
+        return creation
 
     def runner(self, container: Container) -> TaskRunner:
         try:

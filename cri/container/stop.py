@@ -10,6 +10,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from cri.api.runtime.v1 import api_pb2 as v1
+from cri.container.start import discard_early_task
 from cri.container.status import refreshed, release_task
 from cri.image import ImageConfig
 from cri.spec.container import stop_signal
@@ -33,6 +34,8 @@ def stop_container(svc: ContainerService, container_id: str, timeout: float) -> 
         if container.status.state != v1.CONTAINER_RUNNING:
             if container.status.state == v1.CONTAINER_EXITED:
                 release_task(svc, container)  # a reader recorded the exit while we waited
+            elif container.status.state == v1.CONTAINER_CREATED:
+                discard_early_task(svc, container)  # nothing of it may run after a stop
             return
         runner = svc.runner(container)
         task_dir = svc.task_dir(container.id)

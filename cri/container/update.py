@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cri.api.runtime.v1 import api_pb2 as v1
+from cri.container.start import discard_early_task
 from cri.errors import FailedPrecondition
 from cri.spec.container import oci_resources
 
@@ -43,6 +44,8 @@ def update_resources(svc: ContainerService, container_id: str,
             raise FailedPrecondition(f"container {container.id} has no OCI spec on disk")
         if state == v1.CONTAINER_RUNNING:
             svc.runner(container).update(container.id, wanted)
+        else:  # a task created early has the old limits: the start makes one with the new
+            discard_early_task(svc, container)
         spec["linux"]["resources"] = _merge(spec["linux"].get("resources", {}), wanted)
         if resources.oom_score_adj:
             spec["process"]["oomScoreAdj"] = resources.oom_score_adj

@@ -77,6 +77,24 @@ class TaskRunner:
         stdin: bool = False, stdin_once: bool = False, tty: bool = False,
     ) -> int:
         """Create the task under a new shim and start it; returns the task's host pid."""
+        pid = self.create(task_id, bundle, state_dir, log_path=log_path, stdin=stdin,
+                          stdin_once=stdin_once, tty=tty)
+        self.start_created(task_id)
+        return pid
+
+    def start_created(self, task_id: str) -> None:
+        """Start a created task; if that fails, the task is deleted."""
+        try:
+            self.start(task_id)
+        except BaseException:
+            self.delete(task_id, force=True)
+            raise
+
+    def create(
+        self, task_id: str, bundle: Path, state_dir: Path, *, log_path: Path | None,
+        stdin: bool = False, stdin_once: bool = False, tty: bool = False,
+    ) -> int:
+        """Create the task under a new shim, not yet started; returns the task's host pid."""
         state_dir.mkdir(parents=True, exist_ok=True)
         try:
             pid = shim.start_shim(
@@ -98,11 +116,6 @@ class TaskRunner:
                                      ) from None
         except ShimError as exc:
             raise Internal(f"creating task {task_id}: {exc}") from None
-        try:
-            self.start(task_id)
-        except BaseException:
-            self.delete(task_id, force=True)
-            raise
         return pid
 
     def start(self, task_id: str) -> None:
