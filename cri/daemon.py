@@ -30,6 +30,7 @@ from cri.server import GrpcServer
 from cri.shim import loop as shim_loop
 from cri.shim.forkserver import ForkServer
 from cri.stats import StatsService
+from cri.storage.trash import Trash
 from cri.store import Database
 from cri.stream_runtime import StreamRuntime
 from cri.stream_urls import StreamUrls
@@ -48,6 +49,7 @@ class Daemon:
         for directory in (config.root, config.state, self.paths.oci_root):
             directory.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.db = Database(self.paths.database)
+        self.trash = Trash([config.root, config.state])
         self.images = ImageService(config.root, self.db, config.registry_mirrors,
                                    layers_in_use=self._layers_in_use)
         self.events: EventBroker[v1.ContainerEventResponse] = EventBroker(self._render_event)
@@ -58,11 +60,11 @@ class Daemon:
             [Path(d) for d in config.cni_bin_dir.split(":") if d], config.cni_timeout)
         self.sandboxes = SandboxService(config, self.paths, SandboxStore(self.db, self.events),
                                         self.images, self.network, exits=self.exits,
-                                        shim_server=self.shim_server)
+                                        shim_server=self.shim_server, trash=self.trash)
         self.containers = ContainerService(config, self.paths,
                                            ContainerStore(self.db, self.events), self.images,
                                            self.sandboxes, exits=self.exits,
-                                           shim_server=self.shim_server)
+                                           shim_server=self.shim_server, trash=self.trash)
         self.sandboxes.containers = self.containers
         self._ready = threading.Event()
         self.streaming = StreamingServer(config.stream_address, config.stream_port,
@@ -93,7 +95,9 @@ class Daemon:
     def _layers_in_use(self) -> set[str]:
         """Layers under a sandbox or container rootfs: removing an image must not pull them.
 
-        Read from the records, not the images: the image may already be gone."""
+        Read from the records, not the images: the image may already be gone. A removed
+        container's rootfs may still be mounted in the trash: drained first."""
+        self.trash.drain()
         in_use: set[str] = set()
         for sandbox in self.sandboxes.store.list():
             in_use.update(sandbox.image_layers)
@@ -113,6 +117,7 @@ class Daemon:
             log.warning("cri-shim-loop is not built (%s): every container's monitor stays a "
                         "Python interpreter, about 10 MiB each; reinstall the package",
                         shim_loop.BINARY)
+        self.trash.start()
         self.events.start()
         self.exits.start()
         self.shim_server.start()
@@ -136,6 +141,7 @@ class Daemon:
         self.server.stop()
         self.streaming.stop()
         self.exits.stop()
+        self.trash.close()  # every removal finished: nothing left mounted
         self.shim_server.close()
         self.db.close()
         log.info("stopped; containers keep running under their shims")

@@ -5,12 +5,14 @@
   images/                     content store and unpacked layers (cri.image)
   sandboxes/<id>/             hostname, hosts, resolv.conf; rootfs upper/work
   containers/<id>/            rootfs upper/work
+  trash/                      what removals moved away, being deleted (cri.storage.trash)
 <state> (runtime, --state, default /run/cri; a reboot empties it)
   cri.sock                    default gRPC socket
   oci/                        the in-tree executor's state (like runc --root)
   netns/<sandbox id>          pinned network namespaces
   sandboxes/<id>/             bundle (config.json, rootfs mount), shm mount, shim state
   containers/<id>/            bundle (config.json, rootfs mount), shim state, exec specs
+  trash/                      as under <root>
 """
 
 from __future__ import annotations

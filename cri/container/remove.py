@@ -1,18 +1,18 @@
 """RemoveContainer: force-stop if running, then delete its task, rootfs and record.
 
-Idempotent: removing an unknown container is success. The log file stays: it is kubelet's.
+The rootfs and the container's directories go to the trash (cri/storage/trash.py): unmounted and
+deleted just after this returns. Idempotent: removing an unknown container is success. The log
+file stays: it is kubelet's.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import TYPE_CHECKING
 
-from cri.container.image_volumes import unmount_image_volumes
 from cri.container.start import discard_early_task
 from cri.container.stop import stop_container
-from cri.storage import unmount_rootfs
+from cri.storage.trash import trash_of
 
 if TYPE_CHECKING:
     from cri.container.service import ContainerService
@@ -28,9 +28,10 @@ def remove_container(svc: ContainerService, container_id: str) -> None:
     with svc.lock(container.id):
         discard_early_task(svc, container)  # in case a start began and failed in between
         svc.runner(container).delete(container.id, force=True)
-        unmount_rootfs(svc.rootfs_layout(container.id))
-        unmount_image_volumes(svc, container.id)
-        shutil.rmtree(svc.paths.container_state(container.id), ignore_errors=True)
-        shutil.rmtree(svc.paths.container_data(container.id), ignore_errors=True)
+        # Both directories first, the record last: a crash between leaves a record to remove
+        # again, never a directory without one.
+        trash = trash_of(svc.trash, svc.paths.root, svc.paths.state)
+        trash.discard(svc.paths.container_state(container.id))
+        trash.discard(svc.paths.container_data(container.id))
         svc.store.delete(container)
     log.info("container %s removed", container.id)

@@ -20,6 +20,7 @@ from cri.paths import Paths
 from cri.sandbox import SandboxService
 from cri.shim.forkserver import ForkServer
 from cri.storage import RootfsLayout
+from cri.storage.trash import Trash
 from cri.task import ExecResult, TaskRunner
 from cri.task.exit_watcher import ExitWatcher
 
@@ -37,6 +38,7 @@ class ContainerService:
     sandboxes: SandboxService
     exits: ExitWatcher | None = None
     shim_server: ForkServer | None = None
+    trash: Trash | None = None  # None: removals delete at once
     # Re-entrant: a stop or remove that holds it reads the container, and the read releases an
     # exited task under it (status.release_task).
     _locks: defaultdict[str, threading.RLock] = field(

@@ -6,12 +6,10 @@ Idempotent: removing a sandbox that is already gone is success.
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import TYPE_CHECKING
 
 from cri.sandbox.stop import stop_sandbox
-from cri.storage import RootfsLayout, unmount_rootfs
-from cri.storage.mounts import unmount
+from cri.storage.trash import trash_of
 
 if TYPE_CHECKING:
     from cri.sandbox.service import SandboxService
@@ -27,12 +25,10 @@ def remove_sandbox(svc: SandboxService, sandbox_id: str) -> None:
     with svc.lock(sandbox.id):
         if svc.containers is not None:
             svc.containers.remove_all(sandbox.id)
-        data_dir = svc.paths.sandbox_data(sandbox.id)
-        state_dir = svc.paths.sandbox_state(sandbox.id)
-        unmount(state_dir / "shm")
-        unmount_rootfs(RootfsLayout(data_dir=data_dir / "rootfs",
-                                    mount_point=state_dir / "rootfs"))
-        shutil.rmtree(state_dir, ignore_errors=True)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        # The shm and rootfs mounts go with their directories to the trash
+        # (cri/storage/trash.py), unmounted and deleted just after this returns.
+        trash = trash_of(svc.trash, svc.paths.root, svc.paths.state)
+        trash.discard(svc.paths.sandbox_state(sandbox.id))
+        trash.discard(svc.paths.sandbox_data(sandbox.id))
         svc.store.delete(sandbox.id)
     log.info("sandbox %s removed", sandbox.id)

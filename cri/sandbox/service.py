@@ -17,6 +17,7 @@ from cri.sandbox.store import SandboxStore
 from cri.shim.forkserver import ForkServer
 from cri.spec.container import PodEnvironment
 from cri.spec.userns import pod_mappings
+from cri.storage.trash import Trash
 from cri.task import TaskRunner
 from cri.task.exit_watcher import ExitWatcher
 
@@ -42,6 +43,7 @@ class SandboxService:
     containers: PodContainers | None = None
     exits: ExitWatcher | None = None
     shim_server: ForkServer | None = None
+    trash: Trash | None = None  # None: removals delete at once
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
 
