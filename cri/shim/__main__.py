@@ -85,11 +85,19 @@ def fork_server_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m cri.shim --fork-server")
     parser.add_argument("--socket-fd", required=True, type=int)
     args = parser.parse_args(argv)
-    # What every shim would import once started: loaded once here, shared by every fork.
+    # What every shim or exec imports, before and after it runs: the executor's commands, the
+    # cgroup managers (every create and exec), seccomp (RuntimeDefault pods), the console and
+    # its proxy (tty containers and execs). Loaded once here, shared by every fork.
+    import cri.oci.cgroups.detect  # noqa: F401
+    import cri.oci.cgroups.v1  # noqa: F401
+    import cri.oci.cgroups.v2  # noqa: F401
     import cri.oci.cli  # noqa: F401
+    import cri.oci.console  # noqa: F401
     import cri.oci.create  # noqa: F401
     import cri.oci.delete  # noqa: F401
     import cri.oci.exec  # noqa: F401
+    import cri.oci.seccomp  # noqa: F401
+    import cri.oci.tty_proxy  # noqa: F401
 
     return serve(socket.socket(fileno=args.socket_fd), {SHIM: fork_shim, OCI: fork_oci})
 
