@@ -23,33 +23,29 @@ each socket read, so a stalled download fails while a slow but moving one does n
 from __future__ import annotations
 
 import base64
-import ipaddress
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
+
+import requests
+import urllib3
 
 from cri.errors import (
     CriError,
     FailedPrecondition,
     Internal,
-    InvalidArgument,
     NotFound,
     Unavailable,
 )
 from cri.image import manifest as mf
 from cri.image.digest import digest_of
+from cri.image.mirrors import is_loopback_host, normalize_mirrors
 from cri.image.platform import Platform, host_platform
 from cri.image.reference import DEFAULT_DOMAIN, Reference
-
-if TYPE_CHECKING:
-    import requests
-
-# NOTE: requests (with urllib3 and ssl) is imported by the first pull, not at start-up: it is
-# about 9 MiB of the daemon's resident memory, which a node that pulls nothing never needs.
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +55,6 @@ CHUNK_SIZE = 1 << 20
 USER_AGENT = "cri-python/0.1"
 _OAUTH_CLIENT_ID = "cri-python"
 _MAX_INDEX_DEPTH = 2
-_HOST_ALIASES = {"index.docker.io": DEFAULT_DOMAIN, "registry-1.docker.io": DEFAULT_DOMAIN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,41 +91,6 @@ class ResolvedImage:
     endpoint: Endpoint
 
 
-def is_loopback_host(host: str) -> bool:
-    """True for `localhost`, 127.0.0.0/8 and ::1, with or without a port."""
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host[1:]
-    elif host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def normalize_mirrors(mirrors: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
-    """Check the mirror map once, at start-up, so a typo fails loudly rather than per pull."""
-    out: dict[str, tuple[str, ...]] = {}
-    for host, urls in mirrors.items():
-        if isinstance(urls, str):
-            raise InvalidArgument(f"mirrors for {host!r} must be a list of URLs, not a string")
-        key = _HOST_ALIASES.get(host, host)
-        out[key] = out.get(key, ()) + tuple(_endpoint_url(u) for u in urls)
-    return out
-
-
-def _endpoint_url(url: str) -> str:
-    if "://" not in url:
-        url = ("http://" if is_loopback_host(url.split("/", 1)[0]) else "https://") + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidArgument(f"invalid registry endpoint URL {url!r}")
-    url = url.rstrip("/")
-    return url.removesuffix("/v2")
-
-
 class RegistryClient:
     def __init__(
         self,
@@ -164,8 +124,6 @@ class RegistrySession:
         self._client = client
         self._ref = ref
         self._creds = credentials
-        import requests
-
         self._http = requests.Session()
         self._http.headers["User-Agent"] = USER_AGENT
         # We hash what we read off the wire, so ask servers not to add a transfer encoding.
@@ -305,7 +263,7 @@ class RegistrySession:
             return self._http.get(
                 url, headers=all_headers, stream=stream, timeout=self._client.timeout
             )
-        except _requests().RequestException as e:
+        except requests.RequestException as e:
             raise Unavailable(f"cannot reach {ep.url}: {e}") from None
 
     def _authorize(self, ep: Endpoint, challenges: list[tuple[str, dict[str, str]]]) -> str:
@@ -346,7 +304,7 @@ class RegistrySession:
                     (self._creds.username, self._creds.password) if self._creds.username else None
                 )
                 resp = self._http.get(realm, params=form, auth=basic, timeout=timeout)
-        except _requests().RequestException as e:
+        except requests.RequestException as e:
             raise Unavailable(f"cannot reach the token service {realm}: {e}") from None
         with resp:
             if resp.status_code in (401, 403):
@@ -464,15 +422,8 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
 def _raw_chunks(resp: requests.Response, what: str) -> Iterator[bytes]:
     # Raw bytes: we asked for identity encoding, and some object stores wrongly label gzip
     # layers `Content-Encoding: gzip`; decoding those would break the blob's digest.
-    import urllib3
-
     try:
         yield from resp.raw.stream(CHUNK_SIZE, decode_content=False)
-    except (urllib3.exceptions.HTTPError, OSError, _requests().RequestException) as e:
+    except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as e:
         raise Unavailable(f"reading {what} failed: {e}") from None
 
-
-def _requests() -> Any:
-    import requests
-
-    return requests

@@ -35,9 +35,9 @@ from cri.image.content import ContentStore
 from cri.image.digest import is_digest
 from cri.image.gc import Leases, collect
 from cri.image.layers import LayerStore
+from cri.image.mirrors import normalize_mirrors
 from cri.image.pull_process import run_puller
 from cri.image.reference import parse_reference
-from cri.image.registry import normalize_mirrors
 from cri.image.store import ImageRecord, ImageStore
 from cri.image.stores import Stores
 from cri.store.db import Database
