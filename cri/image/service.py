@@ -37,7 +37,7 @@ from cri.image.gc import Leases, collect
 from cri.image.layers import LayerStore
 from cri.image.mirrors import normalize_mirrors
 from cri.image.pull_process import run_puller
-from cri.image.reference import parse_reference
+from cri.image.reference import Reference, parse_reference
 from cri.image.store import ImageRecord, ImageStore
 from cri.image.stores import Stores
 from cri.store.db import Database
@@ -111,12 +111,9 @@ class ImageService:
         The fetching and unpacking run in the pull helper (puller.py); this thread answers it."""
         reference = parse_reference(ref)
         log.info("pulling %s", reference, extra={"image_ref": str(reference)})
-        request = {"ref": str(reference), "pinned": pinned, "images_root": str(self._root),
-                   "mirrors": {k: list(v) for k, v in self._mirrors.items()},
-                   "credentials": _credentials(auth)}
-        with self._stores.leases.lease() as lease:
-            image_id = run_puller(request, digest_lock=self._digest_lock, lease=lease.add,
-                                  record=self._stores.images.put)
+        image_id = self._run_puller(reference, pinned, {
+            "mirrors": {k: list(v) for k, v in self._mirrors.items()},
+            "credentials": _credentials(auth)})
         image = self._by_id(image_id)
         assert image is not None, "a pulled image is recorded before pull_resolved returns"
         log.info("pulled %s as %s", reference, image_id, extra={"image_id": image_id})
@@ -140,14 +137,20 @@ class ImageService:
         reference = parse_reference(name)
         wire = [str(i) if isinstance(i, Path) else
                 {"name": i.name, "source": str(i.source), "mode": i.mode} for i in items]
-        request = {"ref": str(reference), "pinned": pinned, "images_root": str(self._root),
-                   "import": {"layers": wire, "config": dict(config)}}
-        with self._stores.leases.lease() as lease:
-            image_id = run_puller(request, digest_lock=self._digest_lock, lease=lease.add,
-                                  record=self._stores.images.put)
+        image_id = self._run_puller(reference, pinned,
+                                    {"import": {"layers": wire, "config": dict(config)}})
         image = self._by_id(image_id)
         assert image is not None
         return image
+
+    def _run_puller(self, reference: Reference, pinned: bool, what: Mapping[str, object]) -> str:
+        """Have the pull helper do `what` (a pull's or an import's fields, see puller.py) for
+        `reference`, answering it from our locks, leases and records; the image id."""
+        request = {"ref": str(reference), "pinned": pinned, "images_root": str(self._root),
+                   **what}
+        with self._stores.leases.lease() as lease:
+            return run_puller(request, digest_lock=self._digest_lock, lease=lease.add,
+                              record=self._stores.images.put)
 
     # --- reading ---------------------------------------------------------------------------
 
