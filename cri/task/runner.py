@@ -197,7 +197,7 @@ class TaskRunner:
         None or 0 means none. On timeout the process and all it started are killed."""
         pid_file = process_file.with_suffix(".pid")
         started = time.monotonic()
-        args = ["exec", "--pid-file", str(pid_file), "--process", str(process_file), task_id]
+        args = _exec_args(task_id, process_file, pid_file)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         proc: ExecProcess | None = None
@@ -251,7 +251,7 @@ class TaskRunner:
                    ) -> Callable[[int, int, int, bool], ExecProcess]:
         """What starts the OCI command line of an exec in the foreground (a streaming exec),
         given its stdin, stdout, stderr and whether it needs a session of its own."""
-        args = ["exec", "--pid-file", str(pid_file), "--process", str(process_file), task_id]
+        args = _exec_args(task_id, process_file, pid_file)
 
         def spawn(stdin: int, stdout: int, stderr: int, new_session: bool) -> ExecProcess:
             return self._start_exec(args, stdin, stdout, stderr, new_session=new_session)
@@ -280,6 +280,11 @@ class TaskRunner:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             log.warning("exec command line %d did not die after SIGKILL", proc.pid)
+
+
+def _exec_args(task_id: str, process_file: Path, pid_file: Path) -> list[str]:
+    """The OCI command line's `exec`, in the foreground, of the process `process_file` holds."""
+    return ["exec", "--pid-file", str(pid_file), "--process", str(process_file), task_id]
 
 
 class ExecProcess(Protocol):
