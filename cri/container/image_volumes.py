@@ -9,8 +9,6 @@ container's, so removing the image keeps them while it lives.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -70,12 +68,3 @@ def mount_image_volumes(svc: ContainerService, container_id: str, config: v1.Con
         layers.extend(image.chain_ids)
         m.image.image_ref = image.id
     return ImageVolumes(sources, tuple(layers))
-
-
-def unmount_image_volumes(svc: ContainerService, container_id: str) -> None:
-    base = svc.paths.container_state(container_id) / DIR_NAME
-    with contextlib.suppress(FileNotFoundError):
-        for root in base.iterdir():
-            unmount(root)
-    shutil.rmtree(base, ignore_errors=True)
-

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from cri.container.start import discard_early_task
 from cri.container.stop import stop_container
-from cri.storage.trash import trash_of
 
 if TYPE_CHECKING:
     from cri.container.service import ContainerService
@@ -30,8 +29,7 @@ def remove_container(svc: ContainerService, container_id: str) -> None:
         svc.runner(container).delete(container.id, force=True)
         # Both directories first, the record last: a crash between leaves a record to remove
         # again, never a directory without one.
-        trash = trash_of(svc.trash, svc.paths.root, svc.paths.state)
-        trash.discard(svc.paths.container_state(container.id))
-        trash.discard(svc.paths.container_data(container.id))
+        svc.trash.discard(svc.paths.container_state(container.id))
+        svc.trash.discard(svc.paths.container_data(container.id))
         svc.store.delete(container)
     log.info("container %s removed", container.id)

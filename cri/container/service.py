@@ -36,9 +36,9 @@ class ContainerService:
     store: ContainerStore
     images: ImageService
     sandboxes: SandboxService
+    trash: Trash  # where removals put the container's directories
     exits: ExitWatcher | None = None
     shim_server: ForkServer | None = None
-    trash: Trash | None = None  # None: removals delete at once
     # Re-entrant: a stop or remove that holds it reads the container, and the read releases an
     # exited task under it (status.release_task).
     _locks: defaultdict[str, threading.RLock] = field(

@@ -9,7 +9,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from cri.sandbox.stop import stop_sandbox
-from cri.storage.trash import trash_of
 
 if TYPE_CHECKING:
     from cri.sandbox.service import SandboxService
@@ -27,8 +26,7 @@ def remove_sandbox(svc: SandboxService, sandbox_id: str) -> None:
             svc.containers.remove_all(sandbox.id)
         # The shm and rootfs mounts go with their directories to the trash
         # (cri/storage/trash.py), unmounted and deleted just after this returns.
-        trash = trash_of(svc.trash, svc.paths.root, svc.paths.state)
-        trash.discard(svc.paths.sandbox_state(sandbox.id))
-        trash.discard(svc.paths.sandbox_data(sandbox.id))
+        svc.trash.discard(svc.paths.sandbox_state(sandbox.id))
+        svc.trash.discard(svc.paths.sandbox_data(sandbox.id))
         svc.store.delete(sandbox.id)
     log.info("sandbox %s removed", sandbox.id)

@@ -40,10 +40,10 @@ class SandboxService:
     store: SandboxStore
     images: ImageService
     network: NetworkManager
+    trash: Trash  # where removals put the sandbox's directories
     containers: PodContainers | None = None
     exits: ExitWatcher | None = None
     shim_server: ForkServer | None = None
-    trash: Trash | None = None  # None: removals delete at once
     _locks: defaultdict[str, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock))
 

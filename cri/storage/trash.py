@@ -96,11 +96,6 @@ class Trash:
                 self._queue.task_done()
 
 
-def trash_of(trash: Trash | None, root: Path, state: Path) -> Trash:
-    """`trash`, or one that is not started, whose `discard` deletes at once."""
-    return trash if trash is not None else Trash([root, state])
-
-
 def clean(path: Path) -> None:
     for mount_point in sorted(mounts_under(path), key=lambda p: -p.count("/")):  # deepest first
         unmount(Path(mount_point))
