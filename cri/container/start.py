@@ -100,16 +100,15 @@ def discard_early_task(svc: ContainerService, container: Container) -> None:
 
 def forget_created_task(svc: ContainerService, container: Container) -> None:
     """Delete a created, never started task (if the OCI runtime has one) and its task dir."""
-    runner = svc.runner(container)
     task_dir = svc.task_dir(container.id)
-    existed = (svc.paths.oci_root / container.id).exists()
-    runner.delete(container.id, force=True)
-    # NOTE: its shim writes an exit file once the init is reaped; waited for, so that it cannot
-    # land in the task dir of the next start.
-    if existed and task_dir.exists() and runner.wait_exit(task_dir, DISCARD_WAIT) is None:
-        log.warning("container %s: the shim of its discarded task did not finish",
-                    container.id)
-    shutil.rmtree(task_dir, ignore_errors=True)
-    if existed:
+    if (svc.paths.oci_root / container.id).exists():
+        runner = svc.runner(container)
+        runner.delete(container.id, force=True)
+        # NOTE: its shim writes an exit file once the init is reaped; waited for, so that it
+        # cannot land in the task dir of the next start.
+        if task_dir.exists() and runner.wait_exit(task_dir, DISCARD_WAIT) is None:
+            log.warning("container %s: the shim of its discarded task did not finish",
+                        container.id)
         log.info("container %s: its task, created ahead of a start, is discarded",
                  container.id)
+    shutil.rmtree(task_dir, ignore_errors=True)
