@@ -137,7 +137,7 @@ class StreamingServer:
             if stream_request is None or not _matches(kind, stream_request):
                 raise BadRequest(404, "unknown or expired streaming token")
             # NOTE: the session and protocol modules load at the first upgrade, so a node that
-            # never streams does not hold them: about 0.5 MiB of the daemon's memory.
+            # never streams does not hold them: about 0.3 MiB of the daemon's memory.
             from cri.streaming.upgrade import Upgrade
 
             await Upgrade(self.runtime, self.idle_timeout, self.creation_timeout).serve(
