@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.memory import smaps_rollup_kib
+
 PR_SET_CHILD_SUBREAPER = 36
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,12 +95,7 @@ def _peak_rss_kib(command: list[str]) -> int:
 
 
 def _rss_pss_kib(pid: int) -> tuple[int, int]:
-    values = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss"):
-                values[key] = int(rest.split()[0])
+    values = smaps_rollup_kib(pid)
     return values["Rss"], values["Pss"]
 
 

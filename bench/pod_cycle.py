@@ -51,6 +51,7 @@ from typing import Any
 
 import grpc
 
+from bench.memory import smaps_rollup_kib
 from cri.api.runtime.v1 import api_pb2 as api
 from cri.sandbox.pause import compile_pause
 from tests.support import node as nodes
@@ -325,14 +326,7 @@ def exec_true(client: CriClient, cid: str) -> float:
 
 
 def pss_kib(pid: int) -> int:
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0
-    for line in text.splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return 0
+    return smaps_rollup_kib(pid).get("Pss", 0)
 
 
 def rss_kib(pid: int) -> int:
