@@ -16,7 +16,11 @@ Figures, each ours / containerd's as a ratio:
    the median of each step; runs alternate between the runtimes so both see the same machine.
    With `--crictl` (or crictl on PATH) the same cycle again as crictl commands, run in the
    node's namespace (`crictl exec` streams from the runtime's server on its 127.0.0.1); each
-   command then also pays crictl's own start, about 18 ms here, for both runtimes alike.
+   command then also pays crictl's own start, 20 to 30 ms here, for both runtimes alike.
+   After it, the cycle's shared floor: `crictl version` against each runtime (crictl's own
+   start and connection, paid once per command) and the CNI chain run alone, without a
+   runtime (bench.cni_chain, ADD then DEL); what each cycle spends above that floor; and the
+   ratio a runtime that took no time at all would score.
 2. ExecSync of `true` in a running container (what a probe costs), median of `--runs`.
 3. `--pods` pods (pause + one `sleep` container) started 10 at a time: median and p99 of each
    pod's runp+create+start, failures.
@@ -402,6 +406,67 @@ def print_cycle(title: str, laps: dict[str, list[dict[str, float]]]) -> None:
         print(f"  {step:8} {ours:8.1f} {theirs:11.1f} {ratio(ours, theirs):>6}")
 
 
+@dataclass(frozen=True)
+class Floor:
+    """What the crictl cycle waits for whatever the runtime: crictl's own start and connection
+    once per command, and the CNI chain's ADD and DEL."""
+
+    crictl_ms: dict[str, float]  # `crictl version` against each runtime, median
+    cni_add_ms: float
+    cni_del_ms: float
+
+    def of(self, name: str) -> float:
+        return len(CYCLE_STEPS) * self.crictl_ms[name] + self.cni_add_ms + self.cni_del_ms
+
+
+def shared_floor(crictl: str, node: str, runtimes: dict[str, Runtime], work: Path,
+                 runs: int) -> Floor:
+    crictl_ms: dict[str, list[float]] = {n: [] for n in runtimes}
+    for _ in range(runs):
+        for name, runtime in runtimes.items():
+            started = time.perf_counter()
+            subprocess.run([*nodes.nsenter(node), crictl, "--runtime-endpoint",
+                            f"unix://{runtime.socket}", "version"], check=True,
+                           capture_output=True)
+            crictl_ms[name].append((time.perf_counter() - started) * 1000)
+    # A bridge and subnet of its own, in the same node, with the runtimes' conflist otherwise.
+    conf = work / "floor.conflist"
+    conf.write_text(conflist("bench-floor", "bench-floor0", "10.83.0.0/16", work / "floor-ipam"))
+    out = subprocess.run([*nodes.nsenter(node), sys.executable, "-m", "bench.cni_chain",
+                          str(conf), "--runs", str(runs)], check=True, capture_output=True,
+                         text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO))).stdout
+    chain = json.loads(out)
+    return Floor({n: median(v) for n, v in crictl_ms.items()}, median(chain["add"]),
+                 median(chain["del"]))
+
+
+def print_floor(floor: Floor, claps: dict[str, list[dict[str, float]]]) -> None:
+    print("\nShared floor of the crictl cycle: what it waits for whatever the runtime")
+    for name, ms in floor.crictl_ms.items():
+        print(f"  `crictl version` against {name}: {ms:.1f} ms, x {len(CYCLE_STEPS)} commands")
+    print(f"  the CNI chain run alone (bench.cni_chain): ADD {floor.cni_add_ms:.1f} ms, "
+          f"DEL {floor.cni_del_ms:.1f} ms")
+    above = {}
+    for name, runs in claps.items():
+        cycle = median([sum(r.values()) for r in runs])
+        above[name] = cycle - floor.of(name)
+        print(f"  {name:11} floor {floor.of(name):6.1f} ms, cycle {cycle:6.1f}: "
+              f"{above[name]:6.1f} above the floor")
+    if len(claps) == 2:
+        cycle = median([sum(r.values()) for r in claps["containerd"]])
+        print(f"  a runtime that took no time would score {floor.of('containerd') / cycle:.2f}"
+              f" against containerd's cycle; above the floor, ours / containerd's: "
+              f"{ratio(above['ours'], above['containerd'])}")
+
+
+def print_medians(title: str, laps: dict[str, list[dict[str, float]]]) -> None:
+    """One runtime's cycle alone (--only): its medians, no ratios."""
+    for name, runs in laps.items():
+        total = median([sum(r.values()) for r in runs])
+        steps = "  ".join(f"{s} {median([r[s] for r in runs]):.1f}" for s in CYCLE_STEPS)
+        print(f"{name} ({title}): cycle median {total:.1f} ms ({steps})")
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -484,19 +549,19 @@ def run_benchmarks(args: argparse.Namespace, runtimes: dict[str, Runtime], work:
     if len(names) == 2:
         print_cycle("Full cycle through gRPC", laps)
     else:
-        for name in names:
-            total = median([sum(r.values()) for r in laps[name]])
-            steps = "  ".join(f"{s} {median([r[s] for r in laps[name]]):.1f}"
-                              for s in CYCLE_STEPS)
-            print(f"{name}: cycle median {total:.1f} ms ({steps})")
+        print_medians("gRPC", laps)
 
-    if args.crictl and len(names) == 2:
+    if args.crictl:
         claps: dict[str, list[dict[str, float]]] = {n: [] for n in names}
         for i in range(args.runs):
             for name in names if i % 2 == 0 else reversed(names):
                 claps[name].append(crictl_cycle(args.crictl, node, runtimes[name], image,
                                                 f"crictl-{name}-{i}", work))
-        print_cycle(f"Full cycle as crictl commands ({args.crictl})", claps)
+        if len(names) == 2:
+            print_cycle(f"Full cycle as crictl commands ({args.crictl})", claps)
+        else:
+            print_medians("crictl", claps)
+        print_floor(shared_floor(args.crictl, node, runtimes, work, args.runs), claps)
 
     # ExecSync `true` in one running container
     execs: dict[str, list[float]] = {n: [] for n in names}
