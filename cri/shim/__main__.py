@@ -50,13 +50,14 @@ def parse_args(argv: Sequence[str]) -> ShimConfig:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, fork: bool = True) -> int:
+    """`fork=False`: already in a fresh fork of the fork server (see daemonize)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--fork-server"]:
         return fork_server_main(args[1:])
     config = parse_args(args)
     try:
-        daemonize(config.state_dir)
+        daemonize(config.state_dir, fork=fork)
     except OSError as exc:
         with contextlib.suppress(OSError):
             report(
@@ -104,16 +105,13 @@ def fork_server_main(argv: Sequence[str]) -> int:
 
 def fork_shim(args: list[str], fds: list[int]) -> int:
     """In a fresh fork of the server: be the shim those arguments describe."""
-    return main([*args, "--sync-fd", str(fds[0])])
+    return main([*args, "--sync-fd", str(fds[0])], fork=False)
 
 
 def fork_oci(args: list[str], fds: list[int]) -> int:
-    """In a fresh fork of the server: run `cri-oci ARGS` in one more fork (so the server can
-    reap this one now), with the given stdio, and report its pid and exit code on the status fd.
-    """
+    """In a fresh fork of the server: run `cri-oci ARGS` with the given stdio, and report its pid
+    and exit code on the status fd."""
     stdin, stdout, stderr, status = fds
-    if os.fork() != 0:
-        return 0
     code = 1
     try:
         os.setsid()  # as a terminal's command line needs; harmless without one

@@ -300,12 +300,13 @@ def _launch() -> tuple[socket.socket, int]:
 def serve(sock: socket.socket,
           handlers: Mapping[str, Callable[[list[str], list[int]], int]]) -> int:
     """The server's loop: one order at a time until the daemon closes the socket. A handler
-    runs in a fresh fork, which exits with what it returns; it must detach (fork again) if what
-    it starts is to run on, so that the server can reap it at once.
+    runs in a fresh fork, which exits with what it returns; the server does not wait for it, so
+    a fork may be what runs on (a shim, an exec's command line) without forking again.
 
-    The server is the child subreaper of what its forks leave running: an exec's command line is
-    reaped here when it ends, not left to the node's init; so is a shim, once its container is
-    gone. SIGCHLD reaps them (recv_fds is retried after the handler, PEP 475)."""
+    The server is the parent of its forks and the child subreaper of what they leave running:
+    an exec's command line is reaped here when it ends, not left to the node's init; so is a
+    shim, once its container is gone. SIGCHLD reaps them (recv_fds is retried after the handler,
+    PEP 475)."""
     from cri.shim.monitor import set_child_subreaper
 
     set_child_subreaper()
@@ -326,8 +327,7 @@ def serve(sock: socket.socket,
             for fd in fds:  # closing the sync or status pipe tells the daemon it failed
                 os.close(fd)
             continue
-        pid = os.fork()
-        if pid == 0:
+        if os.fork() == 0:
             code = 1
             try:
                 # the fork waits for its own children (an exec's): no reaping behind its back
@@ -338,9 +338,6 @@ def serve(sock: socket.socket,
                 os._exit(code)  # never back into the server's loop
         for fd in fds:
             os.close(fd)
-        # The child only detaches (one more fork) and exits, so this wait is short.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
 
 
 def _reap_all(signum: int, frame: object) -> None:

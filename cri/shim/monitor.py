@@ -6,7 +6,8 @@ daemon restarts. In order:
 
 1. `daemonize()`: the started process forks and exits at once (the daemon reaps it); the child
    becomes a session leader and the child subreaper, so the container's init, and any process it
-   orphans, is reparented to us and we can collect its exit status.
+   orphans, is reparented to us and we can collect its exit status. A shim forked by the fork
+   server skips the fork: it is a fresh fork already, and the server reaps it.
 2. `Monitor.run()` prepares the log file, the control socket and the stdio pipes, creates the
    container (in-tree `cri.oci` or an OCI runtime binary), and reports one line on the sync fd.
    A failure at any step undoes the earlier ones, so the daemon sees an error and nothing else.
@@ -110,17 +111,19 @@ class ShimConfig:
 # --- daemonizing --------------------------------------------------------------------------------
 
 
-def daemonize(state_dir: Path) -> None:
+def daemonize(state_dir: Path, *, fork: bool = True) -> None:
     """Detach from the daemon. Returns in the child only; the started process exits 0.
 
     Everything that can fail is done before the fork, so the started process can still report it
     on the sync fd. The shim's stdin and stdout become /dev/null; stderr goes to shim.log (not
     /dev/null) so that a crash's traceback, which bypasses the logging module, is not lost.
+    `fork=False` is for a fork of the fork server: one more fork would change nothing (its orphan
+    would be the server's, the child subreaper, as it is) and costs about 2 ms.
     """
     os.chdir(state_dir)
     devnull = os.open(os.devnull, os.O_RDWR)
     shim_log = os.open(SHIM_LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_FILE_MODE)
-    if os.fork() != 0:
+    if fork and os.fork() != 0:
         os._exit(0)
     os.setsid()
     set_child_subreaper()

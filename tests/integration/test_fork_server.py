@@ -77,3 +77,58 @@ def test_without_the_server_every_shim_starts_cold(pause_binary: Path, busybox_r
             assert fork_servers(daemon) == []
         finally:
             cri.close()
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """`pid`'s children, each with its state letter (Z: a zombie nobody reaped)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue  # reaped meanwhile
+            out.append((int(child), state))
+    return out
+
+
+def shim_pids(daemon: DaemonProcess) -> set[int]:
+    return {int(p.read_text()) for p in daemon.state.glob("**/shim.pid")
+            if "trash" not in p.parts}
+
+
+def settles_to(server: int, expected: set[int]) -> None:
+    """Wait until the server's children are exactly `expected`, none of them a zombie."""
+    def settled() -> bool:
+        return sorted(children(server)) == sorted((p, "S") for p in expected)
+
+    assert wait_for(settled, 10.0), f"children {children(server)}, expected {expected}"
+
+
+def test_the_server_is_the_parent_of_its_shims_and_reaps_every_fork(
+        pause_binary: Path, busybox_ref: str, tmp_path: Path) -> None:
+    # Its forks run on themselves (a shim, an exec's command line): none is left a zombie, and
+    # what remains under the server is exactly the shims of what still runs.
+    with running_daemon(pause_binary) as daemon:
+        cri = CriClient(daemon.socket)
+        try:
+            api = cri.api
+            cri.images.PullImage(api.PullImageRequest(image=api.ImageSpec(image=busybox_ref)))
+            (server,) = wait_for(lambda: fork_servers(daemon), 30.0)
+            pod, cid = run_container(cri, busybox_ref, tmp_path)
+            for _ in range(5):
+                reply = cri.runtime.ExecSync(api.ExecSyncRequest(container_id=cid,
+                                                                 cmd=["true"], timeout=10))
+                assert reply.exit_code == 0
+            running = shim_pids(daemon)
+            assert len(running) == 2  # the pause container's and the container's
+            settles_to(server, running)
+            cri.runtime.StopContainer(api.StopContainerRequest(container_id=cid, timeout=0))
+            cri.runtime.RemoveContainer(api.RemoveContainerRequest(container_id=cid))
+            (pause_shim,) = shim_pids(daemon)
+            settles_to(server, {pause_shim})
+            cri.runtime.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=pod))
+            cri.runtime.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=pod))
+            settles_to(server, set())
+        finally:
+            cri.close()
