@@ -15,12 +15,13 @@ single-threaded, so its forks are safe.
                                              those arguments and --sync-fd
     reads the sync line on sync_r       <--  {"pid": ..., "shim_pid": N} or {"error": ...}
     sendmsg({"kind": "oci", "argv": [...]}, [stdin, stdout, stderr, status_w])
-                                             fork, fork again: `cri-oci ARGS` with that stdio
+                                             fork: the child runs `cri-oci ARGS` with that stdio
     reads status_r                      <--  {"pid": N}, later {"exit_code": C}
 
-Each fork detaches with a second fork, so the server reaps its child at once and goes on; it is
-the child subreaper of what they leave running. Shims outlive the server and the daemon; the
-server exits when its socket closes, so it never outlives its daemon. One owner: the daemon's
+The server does not wait for its forks: each is what runs on (a shim, an exec's command line),
+with no second fork to detach, and SIGCHLD reaps it when it ends; the server is also the child
+subreaper of what they leave running. Shims outlive the server and the daemon; the server exits
+when its socket closes, so it never outlives its daemon. One owner: the daemon's
 `ForkServer`; orders from many threads are sent one at a time.
 """
 
