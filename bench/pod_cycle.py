@@ -433,8 +433,9 @@ def shared_floor(crictl: str, node: str, runtimes: dict[str, Runtime], work: Pat
     conf = work / "floor.conflist"
     conf.write_text(conflist("bench-floor", "bench-floor0", "10.83.0.0/16", work / "floor-ipam"))
     out = subprocess.run([*nodes.nsenter(node), sys.executable, "-m", "bench.cni_chain",
-                          str(conf), "--runs", str(runs)], check=True, capture_output=True,
-                         text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO))).stdout
+                          str(conf), "--bin-dir", str(CNI_BIN), "--runs", str(runs)],
+                         check=True, capture_output=True, text=True, cwd=REPO,
+                         env=dict(os.environ, PYTHONPATH=str(REPO))).stdout
     chain = json.loads(out)
     return Floor({n: median(v) for n, v in crictl_ms.items()}, median(chain["add"]),
                  median(chain["del"]))
