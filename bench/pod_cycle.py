@@ -261,12 +261,16 @@ def grpc_cycle(client: CriClient, image: str, name: str, log_dir: Path) -> dict[
     return timer.laps
 
 
+def crictl_command(crictl: str, node: str, runtime: Runtime) -> list[str]:
+    """crictl against `runtime`, in the node's namespace, as a kubelet would be: `crictl exec`
+    streams from the runtime's server on the node's 127.0.0.1."""
+    return [*nodes.nsenter(node), crictl, "--runtime-endpoint", f"unix://{runtime.socket}",
+            "--image-endpoint", f"unix://{runtime.socket}", "--timeout", "30s"]
+
+
 def crictl_cycle(crictl: str, node: str, runtime: Runtime, image: str, name: str, work: Path
                  ) -> dict[str, float]:
-    # In the node's namespace, as a kubelet would be: `crictl exec` streams from the runtime's
-    # server on the node's 127.0.0.1.
-    base = [*nodes.nsenter(node), crictl, "--runtime-endpoint", f"unix://{runtime.socket}",
-            "--image-endpoint", f"unix://{runtime.socket}", "--timeout", "30s"]
+    base = crictl_command(crictl, node, runtime)
     pod_json = work / f"{name}-pod.json"
     ctr_json = work / f"{name}-ctr.json"
     pod_json.write_text(json.dumps({
@@ -425,8 +429,7 @@ def shared_floor(crictl: str, node: str, runtimes: dict[str, Runtime], work: Pat
     for _ in range(runs):
         for name, runtime in runtimes.items():
             started = time.perf_counter()
-            subprocess.run([*nodes.nsenter(node), crictl, "--runtime-endpoint",
-                            f"unix://{runtime.socket}", "version"], check=True,
+            subprocess.run([*crictl_command(crictl, node, runtime), "version"], check=True,
                            capture_output=True)
             crictl_ms[name].append((time.perf_counter() - started) * 1000)
     # A bridge and subnet of its own, in the same node, with the runtimes' conflist otherwise.
@@ -447,15 +450,14 @@ def print_floor(floor: Floor, claps: dict[str, list[dict[str, float]]]) -> None:
         print(f"  `crictl version` against {name}: {ms:.1f} ms, x {len(CYCLE_STEPS)} commands")
     print(f"  the CNI chain run alone (bench.cni_chain): ADD {floor.cni_add_ms:.1f} ms, "
           f"DEL {floor.cni_del_ms:.1f} ms")
-    above = {}
-    for name, runs in claps.items():
-        cycle = median([sum(r.values()) for r in runs])
-        above[name] = cycle - floor.of(name)
+    cycles = {name: median([sum(r.values()) for r in runs]) for name, runs in claps.items()}
+    above = {name: cycle - floor.of(name) for name, cycle in cycles.items()}
+    for name, cycle in cycles.items():
         print(f"  {name:11} floor {floor.of(name):6.1f} ms, cycle {cycle:6.1f}: "
               f"{above[name]:6.1f} above the floor")
     if len(claps) == 2:
-        cycle = median([sum(r.values()) for r in claps["containerd"]])
-        print(f"  a runtime that took no time would score {floor.of('containerd') / cycle:.2f}"
+        print(f"  a runtime that took no time would score "
+              f"{floor.of('containerd') / cycles['containerd']:.2f}"
               f" against containerd's cycle; above the floor, ours / containerd's: "
               f"{ratio(above['ours'], above['containerd'])}")
 
