@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+from cri.oci.statefile import proc_stat
 from tests.integration.test_pod_lifecycle import container_config, pod_config
 from tests.integration.test_shim import wait_for
 from tests.support.daemon import CriClient, DaemonProcess, running_daemon
@@ -83,12 +84,10 @@ def children(pid: int) -> list[tuple[int, str]]:
     """`pid`'s children, each with its state letter (Z: a zombie nobody reaped)."""
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue  # reaped meanwhile
-            out.append((int(child), state))
+        for child in map(int, (task / "children").read_text().split()):
+            stat = proc_stat(child)
+            if stat is not None:  # else reaped meanwhile
+                out.append((child, stat[0]))
     return out
 
 
