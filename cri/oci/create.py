@@ -24,7 +24,7 @@ from . import cgroups, fds, lazylog, namespaces, sync
 from .cgroups import warmup
 from .devices import DEFAULT_ALLOW_RULES
 from .errors import ContainerExists, InitFailed
-from .init import InitContext, preload, run
+from .init import InitContext, preload, run, run_steps, seccomp_profile
 from .records import replace
 from .signals import SIGKILL
 from .spec import Spec, load_spec
@@ -36,6 +36,7 @@ from .statefile import (
     proc_stat,
     remove_dir,
     save,
+    save_exec_brief,
 )
 from .syscalls import PR_SET_CHILD_SUBREAPER, RealSyscalls, Syscalls
 from .undo import Undo
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     import socket as _socket
     from collections.abc import Sequence
 
+    from .seccomp.bpf import Program
     from .statefile import StrPath
 else:
     import _socket  # socketpair without socket.py's enums and selectors (5 ms)
@@ -180,6 +182,7 @@ def create(
         read_fd, write_fd = ours.detach(), theirs.detach()
         undo.callback(os.close, read_fd)
 
+        program = compile_profile(spec)
         ctx = InitContext(
             spec,
             sys,
@@ -191,6 +194,7 @@ def create(
             container_id=container_id,
             console_socket=console_fd,
             extra_fds=tuple(preserve_fds),
+            seccomp=program,
         )
         # With a user namespace and a new pid namespace the init is our grandchild (userns.py):
         # as a child subreaper meanwhile we adopt it when its parent exits, so it is our child.
@@ -277,6 +281,7 @@ def create(
             hooks=dict(spec.raw.get("hooks") or {}),
             rootfs_mount_id=_shared_rootfs_mount(spec),
         )
+        save_exec_brief(cdir, program, apparmor=bool(spec.process.apparmor_profile))
         save(root, record)
         if pid_file is not None:
             tmp = os.fspath(pid_file) + ".tmp"
@@ -296,6 +301,21 @@ def create(
         )
         return pid
     raise AssertionError("unreachable")
+
+
+def compile_profile(spec: Spec) -> Program | None:
+    """The spec's seccomp filter, compiled here, before the fork: the init installs it, and
+    exec.brief keeps it for the compiled front end's exec (front/exec.c), which installs the
+    filter the container was created with, as runc does, without compiling it again. Its
+    errors read as the init's did ("step seccomp: ...")."""
+    profile = seccomp_profile(spec.raw)
+    if profile is None:
+        return None
+    from .seccomp import compile_seccomp
+
+    compiled: list[Program] = []
+    run_steps([("seccomp", lambda: compiled.append(compile_seccomp(profile)))])
+    return compiled[0]
 
 
 def _child(ctx: InitContext, read_fd: int) -> None:

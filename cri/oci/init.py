@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from .cgroups import CgroupManager
+    from .seccomp.bpf import Program
 
     Step = tuple[str, Callable[[], None]]
 
@@ -105,6 +106,13 @@ def prepare_seccomp(profile: Mapping[str, Any], out: PreparedProcess) -> None:
     from .seccomp import arm, compile_seccomp
 
     out.seccomp = arm(compile_seccomp(profile))
+
+
+def arm_seccomp(program: Program, out: PreparedProcess) -> None:
+    """Arm a filter the creator compiled (create.compile_profile); as prepare_seccomp."""
+    from .seccomp import arm
+
+    out.seccomp = arm(program)
 
 
 def install_seccomp(prepared: PreparedProcess) -> None:
@@ -175,6 +183,8 @@ class InitContext:
     console_socket: int | None = None
     #: caller fds that become 3, 4, ... in the container (preserve-fds, LISTEN_FDS)
     extra_fds: tuple[int, ...] = ()
+    #: the spec's seccomp filter, compiled by the creator (it also keeps it for exec)
+    seccomp: Program | None = None
 
 
 def _uses_userns(spec: Spec) -> bool:
@@ -399,10 +409,10 @@ def _wait_for_start(fifo_fd: int) -> int:
 def run(ctx: InitContext) -> NoReturn:
     """The whole init; reports "ready" or an error on the sync pipe; ends in exec or exits."""
     prepared = PreparedProcess()
-    profile = seccomp_profile(ctx.spec.raw)
-    if profile is not None:
-        # first of all: compiling imports modules from files that pivot_root leaves behind
-        run_steps([("seccomp", lambda: prepare_seccomp(profile, prepared))])
+    program = ctx.seccomp
+    if program is not None:
+        # first of all: arming imports modules from files that pivot_root leaves behind
+        run_steps([("seccomp", lambda: arm_seccomp(program, prepared))])
     if _uses_userns(ctx.spec):
         from . import userns  # preloaded
 

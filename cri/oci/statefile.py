@@ -11,7 +11,8 @@
 state.json holds what create learned (pid, its start time, cgroup and namespace paths, the hooks
 start and delete run) and is written by create; `update` rewrites it with the new `resources`
 (atomically, by rename). state.brief, written with it, repeats the few fields the compiled front
-end (front/front.c) reads to start, kill and delete a plain container without Python.
+end (front/front.c) reads to start, kill and delete a plain container without Python;
+exec.brief (and seccomp.bpf), written once by create, what its exec (front/exec.c) reads too.
 Status is never stored: it is derived each time from
 - the init being alive with the same pid *and* start time (field 22 of /proc/PID/stat), so a reused
   pid is not mistaken for ours, and not a zombie;
@@ -35,6 +36,8 @@ from .records import asdict, field, record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .seccomp.bpf import Program
 
     StrPath = str | os.PathLike[str]
 
@@ -143,6 +146,19 @@ def _write_atomically(directory: str, name: str, text: str) -> None:
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, os.path.join(directory, name))
+
+
+def save_exec_brief(directory: str, seccomp: Program | None, *, apparmor: bool) -> None:
+    """exec.brief, what the compiled front end's exec (front/exec.c) needs beyond state.brief:
+    `seccomp none` or `seccomp FLAGS` with the filter, as compiled at create, in seccomp.bpf
+    (struct sock_filter, host byte order); `apparmor 1` where the container has a profile,
+    whose execs stay with Python. Written once, at create, filter first."""
+    lines = ["seccomp none" if seccomp is None else f"seccomp {seccomp.flags}",
+             f"apparmor {int(apparmor)}"]
+    if seccomp is not None:
+        with open(os.path.join(directory, "seccomp.bpf"), "wb") as f:
+            f.write(seccomp.pack())
+    _write_atomically(directory, "exec.brief", "\n".join(lines) + "\n")
 
 
 def save(root: StrPath, record: Record) -> None:

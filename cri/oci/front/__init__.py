@@ -1,6 +1,7 @@
-"""The executor's compiled command line, `cri-oci` (front.c): start, kill and delete without a
-Python interpreter in the common case; everything else is handed to the Python CLI
-(`cri/oci/launcher.py`). Built at install time, next to its source, as the pause program is.
+"""The executor's compiled command line, `cri-oci` (front.c): start, kill, delete and exec
+(exec.c) without a Python interpreter in the common case; everything else is handed to the
+Python CLI (`cri/oci/launcher.py`). Built at install time, next to its source, as the pause
+program is.
 
     python -m cri.oci.front          # print the binary's path (install.sh links it onto PATH)
 """
@@ -13,6 +14,8 @@ from pathlib import Path
 from cri.static_c import compile_static
 
 SOURCE = Path(__file__).with_name("front.c")
+#: the other translation units: exec without Python, and the JSON reader it parses --process with
+SOURCES = (Path(__file__).with_name("exec.c"), Path(__file__).with_name("json.c"))
 BINARY = Path(__file__).with_name("cri-oci")
 
 
@@ -32,7 +35,7 @@ def compile_front(
         raise RuntimeError(f"cannot embed the interpreter path {python!r}")
     flags = ["-O2", "-Wall", "-Wextra", *(["-Werror"] if strict else []),
              f'-DCRI_OCI_PYTHON="{python}"']
-    return compile_static(SOURCE, output, flags, program="cri-oci")
+    return compile_static(SOURCE, output, flags, program="cri-oci", also=SOURCES)
 
 
 def installed_binary() -> Path:
