@@ -180,12 +180,17 @@ class TaskRunner:
         return pid > 0 and pid_start_time(pid) == start_time
 
     @staticmethod
-    def wait_exit(state_dir: Path, timeout: float) -> TaskExit | None:
-        """Wait until the shim has written the exit file, at most `timeout` seconds."""
+    def wait_exit(state_dir: Path, timeout: float, *, pid: int = 0,
+                  pid_start: int | None = None) -> TaskExit | None:
+        """Wait until the shim has written the exit file, at most `timeout` seconds. Given the
+        task's process (`pid`, `pid_start`), first wait for it to be gone, through a pidfd."""
         deadline = time.monotonic() + timeout
-        # NOTE: a killed task's exit file comes 2 to 5 ms after the signal; checking is one
-        # failed open, so look often at first (a stop waits on this) and back off to 50 ms.
+        # NOTE: a killed task's exit file comes 2 to 5 ms after the signal, and its shim writes
+        # it well under a millisecond after the process is gone. Checking is one failed open:
+        # look often at first (a stop waits on this) and back off to 50 ms.
         delay = 0.001
+        if pid > 0 and _wait_gone(pid, pid_start, deadline):
+            delay = 0.0001
         while True:
             status = TaskRunner.exit_status(state_dir)
             if status is not None or time.monotonic() >= deadline:
@@ -290,6 +295,26 @@ class TaskRunner:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             log.warning("exec command line %d did not die after SIGKILL", proc.pid)
+
+
+def _wait_gone(pid: int, pid_start: int | None, deadline: float) -> bool:
+    """Wait until process `pid` (started at `pid_start`) has ended, or the deadline; whether
+    it has. Any process can be waited for this way, not only a child."""
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return True  # gone already (or no pidfd: the caller polls as before)
+    try:
+        # after pidfd_open: the pidfd cannot move to a reused pid, so this pins the identity
+        if pid_start_time(pid) != pid_start:
+            return True
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(max(0.0, deadline - time.monotonic()) * 1000))
+    finally:
+        os.close(pidfd)
 
 
 def compiled_front() -> Path | None:

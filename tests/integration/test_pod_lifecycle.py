@@ -420,3 +420,37 @@ def test_update_container_resources(cri: CriClient, image: str, pod: Any) -> Non
         api.UpdateContainerResourcesRequest(container_id=container_id,
                                             linux=api.LinuxContainerResources(cpu_shares=2))))
     assert code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def _processes_running(argv: list[str]) -> int:
+    wanted = ("\0".join(argv) + "\0").encode()
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == wanted:
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+@pytest.mark.parametrize("pid_namespace", ["CONTAINER", "POD"])
+def test_stop_leaves_no_process_of_the_container(cri: CriClient, image: str, pod: Any,
+                                                 pid_namespace: str) -> None:
+    """No process of the container outlives StopContainer, whether it has a pid namespace of
+    its own (the init alone is signalled: the kernel takes the rest with it) or shares the
+    pod's (every process of its cgroup is)."""
+    sleeper = ["sleep", str(100000 + secrets.randbelow(100000))]
+    command = " ".join(sleeper)
+    ctr = container_config(cri.api, image, ["sh", "-c", f"{command} & {command}"])
+    ctr.linux.security_context.namespace_options.pid = getattr(cri.api, pid_namespace)
+    container_id = run_container(cri, pod, ctr)
+    deadline = time.monotonic() + 10
+    while _processes_running(sleeper) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _processes_running(sleeper) == 2
+    cri.runtime.StopContainer(cri.api.StopContainerRequest(container_id=container_id, timeout=0))
+    status = cri.runtime.ContainerStatus(
+        cri.api.ContainerStatusRequest(container_id=container_id)).status
+    assert status.state == cri.api.CONTAINER_EXITED and status.exit_code == 137
+    assert _processes_running(sleeper) == 0
