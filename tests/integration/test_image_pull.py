@@ -498,13 +498,24 @@ def test_restart_keeps_images_and_drops_temporaries(
     assert not [d for d in layer_entries(root) if d.startswith(".")]
 
 
-def test_fs_usage(service: ImageService, busybox_ref: str) -> None:
+def test_fs_usage(service: ImageService, busybox_ref: str, monkeypatch: pytest.MonkeyPatch
+                  ) -> None:
     empty_bytes, empty_inodes = service.fs_usage()
     service.pull(busybox_ref)
     used, inodes = service.fs_usage()
     # busybox is ~2 MB unpacked (its 22 names are one inode) plus ~1 MB compressed.
     assert used - empty_bytes > 2_500_000
     assert inodes - empty_inodes > 20
+    # answered from the last walk until we change the tree, or the walk is too old
+    stray = service._root / "stray"
+    stray.write_bytes(b"x" * 100_000)
+    assert service.fs_usage() == (used, inodes)
+    monkeypatch.setattr("cri.image.service.USAGE_MAX_AGE_S", 0.0)
+    assert service.fs_usage()[1] == inodes + 1
+    monkeypatch.undo()
+    stray.unlink()
+    service.remove(busybox_ref)
+    assert service.fs_usage() == (empty_bytes, empty_inodes)
 
 
 # --- the pull helper -----------------------------------------------------------------------------
