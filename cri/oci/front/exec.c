@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -398,22 +397,22 @@ static int install_filter(const struct exec_brief *e) {
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, e->flags, &prog);
 }
 
-static int capsets(uint64_t effective, uint64_t permitted, uint64_t inheritable, int set,
-                   uint64_t *inheritable_now) {
+/* Our permitted and inheritable sets (capget). */
+static int cap_get(uint64_t *permitted, uint64_t *inheritable) {
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    if (!set) {
-        if (syscall(SYS_capget, &hdr, data) != 0) return -1;
-        *inheritable_now = (uint64_t)data[0].inheritable | (uint64_t)data[1].inheritable << 32;
-        return 0;
-    }
-    data[0].effective = (uint32_t)effective;
-    data[1].effective = (uint32_t)(effective >> 32);
-    data[0].permitted = (uint32_t)permitted;
-    data[1].permitted = (uint32_t)(permitted >> 32);
-    data[0].inheritable = (uint32_t)inheritable;
-    data[1].inheritable = (uint32_t)(inheritable >> 32);
+    if (syscall(SYS_capget, &hdr, data) != 0) return -1;
+    *permitted = (uint64_t)data[0].permitted | (uint64_t)data[1].permitted << 32;
+    *inheritable = (uint64_t)data[0].inheritable | (uint64_t)data[1].inheritable << 32;
+    return 0;
+}
+
+static int cap_set(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {
+        {(uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable},
+        {(uint32_t)(effective >> 32), (uint32_t)(permitted >> 32), (uint32_t)(inheritable >> 32)},
+    };
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
@@ -561,10 +560,10 @@ _Noreturn static void run_child(const struct child *c) {
         fail(c, "user");
     umask(p->has_umask ? p->umask : 022);
     if (p->has_caps) {
-        uint64_t inheritable_now = 0;
-        if (capsets(0, 0, 0, 0, &inheritable_now) != 0) fail(c, "capabilities");
+        uint64_t permitted_now, inheritable_now;
+        if (cap_get(&permitted_now, &inheritable_now) != 0) fail(c, "capabilities");
         uint64_t inheritable = p->inheritable & (p->bounding | inheritable_now);
-        if (capsets(p->effective, p->permitted, inheritable, 1, NULL) != 0 ||
+        if (cap_set(p->effective, p->permitted, inheritable) != 0 ||
             prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
             fail(c, "capabilities");
         uint64_t ambient = p->ambient & p->permitted & inheritable;
@@ -613,13 +612,6 @@ static int other_namespace(long pid, const char *name) {
     return theirs.st_ino != ours.st_ino;
 }
 
-static uint64_t host_permitted(void) {
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
-    if (syscall(SYS_capget, &hdr, data) != 0) return 0;
-    return (uint64_t)data[0].permitted | (uint64_t)data[1].permitted << 32;
-}
-
 enum outcome do_exec(const struct globals *g, const char *id, const char *process_file,
                      const char *pid_file) {
     static struct brief b;
@@ -630,8 +622,10 @@ enum outcome do_exec(const struct globals *g, const char *id, const char *proces
     if (!load_process(process_file, &p)) return HAND_OVER;
     if (p.has_caps) {
         /* capabilities.apply drops, with a warning, what the host cannot grant */
-        uint64_t available = host_permitted();
-        if ((p.effective | p.permitted | p.inheritable) & ~available) return HAND_OVER;
+        uint64_t available, inheritable;
+        if (cap_get(&available, &inheritable) != 0 ||
+            (p.effective | p.permitted | p.inheritable) & ~available)
+            return HAND_OVER;
     }
     struct child c = {.b = &b, .p = &p, .e = &e, .njoin = 0, .last_cap = last_cap()};
     int restore[2][2], nrestore = 0; /* our own pid/time for children, set back after the fork */
