@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -19,7 +20,10 @@ from cri.shim.monitor import Monitor, ShimConfig, daemonize, report
 from cri.shim.protocol import SyncError
 
 
-def parse_args(argv: Sequence[str]) -> ShimConfig:
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    # NOTE: built once, in the fork server before any fork (fork_server_main): building it in
+    # each fresh fork took 2-3 ms of a shim's start, most of it argparse's set-up.
     parser = argparse.ArgumentParser(prog="python -m cri.shim", description=__doc__)
     parser.add_argument("--id", required=True, dest="container_id")
     parser.add_argument("--bundle", required=True, type=Path)
@@ -34,7 +38,11 @@ def parse_args(argv: Sequence[str]) -> ShimConfig:
     parser.add_argument(
         "--runtime", default=None, help="OCI runtime binary (runc); default: the in-tree executor"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> ShimConfig:
+    args = _parser().parse_args(argv)
     # Absolute before daemonize() changes directory.
     return ShimConfig(
         container_id=args.container_id,
@@ -100,6 +108,7 @@ def fork_server_main(argv: Sequence[str]) -> int:
     import cri.oci.seccomp  # noqa: F401
     import cri.oci.tty_proxy  # noqa: F401
 
+    _parser()
     return serve(socket.socket(fileno=args.socket_fd), {SHIM: fork_shim, OCI: fork_oci})
 
 

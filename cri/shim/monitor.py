@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -134,9 +135,14 @@ def daemonize(state_dir: Path, *, fork: bool = True) -> None:
     os.close(shim_log)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def set_child_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    # the fork server calls it first: its forks find libc and prctl already resolved
+    if _libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
 
