@@ -37,6 +37,7 @@ from .statefile import (
     remove_dir,
     save,
     save_exec_brief,
+    write_atomically,
 )
 from .syscalls import PR_SET_CHILD_SUBREAPER, RealSyscalls, Syscalls
 from .undo import Undo
@@ -284,10 +285,8 @@ def create(
         save_exec_brief(cdir, program, apparmor=bool(spec.process.apparmor_profile))
         save(root, record)
         if pid_file is not None:
-            tmp = os.fspath(pid_file) + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(str(pid))
-            os.replace(tmp, pid_file)
+            path = os.fspath(pid_file)
+            write_atomically(os.path.dirname(path) or ".", os.path.basename(path), str(pid))
         # Success: keep the state dir, cgroup and init; close only our temporary fds.
         undo.pop_all()
         for fd in (fifo_fd, read_fd, *(fd for _, fd in join_fds)):

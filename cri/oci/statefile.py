@@ -141,10 +141,17 @@ def brief(record: Record) -> str | None:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomically(directory: str, name: str, text: str) -> None:
+def write_atomically(directory: str, name: str, text: str) -> None:
+    """`name` in `directory` whole or not at all (a temporary file renamed over it); written at
+    the fd level, as cgroups.fs.write is, for the same reason: three of these per create."""
     tmp = os.path.join(directory, name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
     os.replace(tmp, os.path.join(directory, name))
 
 
@@ -158,7 +165,7 @@ def save_exec_brief(directory: str, seccomp: Program | None, *, apparmor: bool) 
     if seccomp is not None:
         with open(os.path.join(directory, "seccomp.bpf"), "wb") as f:
             f.write(seccomp.pack())
-    _write_atomically(directory, "exec.brief", "\n".join(lines) + "\n")
+    write_atomically(directory, "exec.brief", "\n".join(lines) + "\n")
 
 
 def save(root: StrPath, record: Record) -> None:
@@ -167,8 +174,8 @@ def save(root: StrPath, record: Record) -> None:
     directory = container_dir(root, record.id)
     short = brief(record)
     if short is not None:
-        _write_atomically(directory, "state.brief", short)
-    _write_atomically(directory, "state.json", dumps(asdict(record)))
+        write_atomically(directory, "state.brief", short)
+    write_atomically(directory, "state.json", dumps(asdict(record)))
 
 
 def load(root: StrPath, container_id: str) -> Record:
