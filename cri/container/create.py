@@ -111,7 +111,8 @@ def create_container(svc: ContainerService, sandbox_id: str, config: v1.Containe
             image_volumes=volumes.sources,
         ))
         make_working_dir(rootfs, spec["process"], pod_env.userns)
-        (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
+        # NOTE: compact: json indents in pure Python, 350 µs for this spec against 80 without
+        (state_dir / "config.json").write_text(json.dumps(spec))
         undo.pop_all()
     svc.store.announce_created(container)
     if svc.config.create_tasks_early:

@@ -50,6 +50,6 @@ def update_resources(svc: ContainerService, container_id: str,
         if resources.oom_score_adj:
             spec["process"]["oomScoreAdj"] = resources.oom_score_adj
         tmp = spec_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(spec, indent=1))
+        tmp.write_text(json.dumps(spec))
         tmp.replace(spec_file)
     log.info("container %s resources updated", container.id)

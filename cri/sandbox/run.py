@@ -220,7 +220,7 @@ def run_sandbox(svc: SandboxService, config: v1.PodSandboxConfig, runtime_handle
         ))
         if "uidMappings" in spec["linux"]:
             prepare_userns_rootfs(rootfs, spec)
-        (state_dir / "config.json").write_text(json.dumps(spec, indent=1))
+        (state_dir / "config.json").write_text(json.dumps(spec))  # compact, as create.py
 
         pid = runner.create_and_start(sandbox_id, state_dir, state_dir / "task", log_path=None)
         undo.callback(runner.delete, sandbox_id, force=True)
